@@ -1,0 +1,59 @@
+"""The `headwater` command: one entry point, a sub-command group per capability."""
+
+from __future__ import annotations
+
+import typer
+from pydantic import ValidationError
+
+from headwater.console import console, fail
+from headwater.settings import Settings
+
+app = typer.Typer(
+    name="headwater",
+    help="Headwater: PostgreSQL changes, captured by Debezium into Kafka, kept fresh in "
+    "dashboards, a context store and search indexes; loaded into an analytics warehouse.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Load settings once; every command receives them through the context."""
+    if ctx.resilient_parsing:
+        return
+    try:
+        ctx.obj = Settings.load()
+    except ValidationError as exc:
+        missing = ", ".join(
+            "HW_" + "_".join(str(p).upper() for p in err["loc"]) for err in exc.errors()
+        )
+        fail(f"settings are incomplete or invalid ({missing}): {exc.errors()[0]['msg']}. "
+             "Set them in the environment or in .env (see .env.example).")
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def _register() -> None:
+    # Imported here so that `headwater --help` stays fast and each group owns its module.
+    from connectors.cli import app as connectors_app
+    from headwater.db import app as db_app
+    from headwater.stack.cli import app as stack_app
+    from headwater.workload import generate
+    from headwater.run import run
+
+    app.add_typer(stack_app, name="stack")
+    app.add_typer(connectors_app, name="connectors")
+    app.add_typer(db_app, name="db")
+    app.command("generate")(generate)
+    app.command("run")(run)
+
+
+def main() -> None:
+    _register()
+    app()
