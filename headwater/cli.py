@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from headwater.console import console, fail
+from headwater.console import fail
 from headwater.settings import Settings
 
 app = typer.Typer(
@@ -42,10 +42,11 @@ def settings_of(ctx: typer.Context) -> Settings:
 def _register() -> None:
     # Imported here so that `headwater --help` stays fast and each group owns its module.
     from connectors.cli import app as connectors_app
+
     from headwater.db import app as db_app
+    from headwater.run import run
     from headwater.stack.cli import app as stack_app
     from headwater.workload import generate
-    from headwater.run import run
 
     app.add_typer(stack_app, name="stack")
     app.add_typer(connectors_app, name="connectors")

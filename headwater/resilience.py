@@ -1,0 +1,151 @@
+"""Resilience helpers: retry delays with jitter, a circuit breaker, and the dead-letter record.
+
+Parameters follow our integration standard: retries start at 100 ms, double up to 30 s, at most
+5 attempts, with jitter; a breaker opens after 5 failures within 10 s, stays open 30 s, and
+closes after 3 consecutive successes in half-open state.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_s: float = 0.1
+    multiplier: float = 2.0
+    max_s: float = 30.0
+    max_attempts: int = 5
+    jitter: float = 0.2  # +/- this fraction of the delay, so retries do not stampede
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        base = min(self.max_s, self.initial_s * self.multiplier ** (attempt - 1))
+        return max(0.0, base * (1 + self.jitter * (2 * rand() - 1)))
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitOpen(RuntimeError):
+    """Calls are refused until the breaker's open period has passed."""
+
+    def __init__(self, name: str, retry_after_s: float) -> None:
+        super().__init__(f"circuit {name!r} is open; retry in {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class CircuitBreaker:
+    name: str
+    failure_threshold: int = 5
+    window_s: float = 10.0
+    open_s: float = 30.0
+    success_threshold: int = 3
+    clock: Callable[[], float] = time.monotonic
+    state: BreakerState = BreakerState.CLOSED
+    _failures: deque[float] = field(default_factory=deque)
+    _opened_at: float = 0.0
+    _successes: int = 0
+
+    def before_call(self) -> None:
+        """Raise CircuitOpen if a call must not be attempted now."""
+        if self.state is BreakerState.OPEN:
+            waited = self.clock() - self._opened_at
+            if waited < self.open_s:
+                raise CircuitOpen(self.name, self.open_s - waited)
+            self.state, self._successes = BreakerState.HALF_OPEN, 0
+
+    def record_success(self) -> None:
+        if self.state is BreakerState.HALF_OPEN:
+            self._successes += 1
+            if self._successes >= self.success_threshold:
+                self.state = BreakerState.CLOSED
+                self._failures.clear()
+
+    def record_failure(self) -> None:
+        now = self.clock()
+        if self.state is BreakerState.HALF_OPEN:
+            self._trip(now)
+            return
+        self._failures.append(now)
+        while self._failures and now - self._failures[0] > self.window_s:
+            self._failures.popleft()
+        if len(self._failures) >= self.failure_threshold:
+            self._trip(now)
+
+    def _trip(self, now: float) -> None:
+        self.state, self._opened_at = BreakerState.OPEN, now
+        self._failures.clear()
+
+
+class DeadLetter(BaseModel):
+    """What goes to a dead-letter topic: the original record untouched, and why it failed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str | None
+    error: str
+    stage: str
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def where(self) -> str:
+        return f"{self.source_topic}[{self.partition}]@{self.offset}"
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | str | None,
+        value: bytes | str | None,
+        error: BaseException | str,
+        stage: str,
+    ) -> DeadLetter:
+        return cls(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key=_text(key),
+            value=_text(value),
+            error=str(error),
+            stage=stage,
+        )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def masked(
+    mapping: dict[str, Any], secret_keys: tuple[str, ...] = ("password", "secret")
+) -> dict[str, Any]:
+    """A copy of a config mapping safe to print: values of secret-looking keys are masked."""
+    return {
+        k: "**********" if any(s in k.lower() for s in secret_keys) else v
+        for k, v in mapping.items()
+    }
