@@ -1,0 +1,1 @@
+"""The local, Docker-free stack: install, start, stop and check PostgreSQL, Kafka, Connect, ES."""

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from connectors.spec import SpecError, interpolate, load_specs, parse_spec
+
+SPECS_DIR = Path(__file__).parents[3] / "connectors" / "specs"
+ENV = {
+    "HW_PG_HOST": "db",
+    "HW_PG_CONNECT_HOST": "db",
+    "HW_PG_PORT": "5432",
+    "HW_PG_USER": "u",
+    "HW_PG_PASSWORD": "s3cret",
+    "HW_PG_SOURCE_DB": "shop",
+    "HW_KAFKA_TOPIC_PREFIX": "shop",
+}
+
+
+def test_interpolate_replaces_variables_and_defaults() -> None:
+    assert interpolate("${A}:${B:-9}", {"A": "x"}, "here") == "x:9"
+
+
+def test_interpolate_names_a_missing_variable() -> None:
+    with pytest.raises(SpecError, match=r"here: variable \$\{MISSING\} is not set"):
+        interpolate("${MISSING}", {}, "here")
+
+
+def test_shipped_specs_parse_and_resolve_every_variable() -> None:
+    specs = load_specs(SPECS_DIR, ENV)
+    assert [s.name for s in specs] == ["shop-source"]
+    config = specs[0].config
+    assert config["database.password"] == "s3cret"
+    assert config["name"] == "shop-source"
+    assert not any("${" in v for v in config.values())
+
+
+def test_safe_config_masks_the_password() -> None:
+    spec = load_specs(SPECS_DIR, ENV)[0]
+    assert spec.safe_config()["database.password"] == "**********"
+    assert "s3cret" not in str(spec.safe_config())
+
+
+def _parse(text: str, name: str = "role") -> None:
+    parse_spec(Path(f"{name}.yaml"), text, ENV)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: role\nconfig: [1]", "field `config` must be a non-empty mapping"),
+        ("name: other\nconfig: {connector.class: X}", "is 'other' but the file is named 'role'"),
+        ("name: Role_1\nconfig: {connector.class: X}", "field `name` must be lower-case"),
+        ("name: role\nconfig: {a: b}", "config.connector.class is required"),
+        ("name: role\nconfig: {connector.class: X, a: [1]}", "config.a: must be a string"),
+        ("name: role\nconfig: {connector.class: X}\nextra: 1", "unknown top-level field(s) extra"),
+        ("name: role\nconfig: {connector.class: '${NOPE}'}", "variable ${NOPE} is not set"),
+        ("name: role\nconfig: {a: [", "not valid YAML"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_field(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        _parse(text)
+    assert message in str(err.value)
+
+
+def test_scalars_become_strings() -> None:
+    spec = parse_spec(
+        Path("role.yaml"), "name: role\nconfig: {connector.class: X, n: 3, b: true}", ENV
+    )
+    assert spec.config["n"] == "3"
+    assert spec.config["b"] == "true"
+
+
+def test_unknown_spec_name_lists_known_ones() -> None:
+    with pytest.raises(SpecError, match="known: shop-source"):
+        load_specs(SPECS_DIR, ENV, ["nope"])
