@@ -42,9 +42,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 def _register() -> None:
     # Imported here so that `headwater --help` stays fast and each group owns its module.
     from connectors.cli import app as connectors_app
-
     from headwater.db import app as db_app
-    from headwater.run import run
+    from headwater.run import run, stop
     from headwater.stack.cli import app as stack_app
     from headwater.workload import generate
 
@@ -53,6 +52,7 @@ def _register() -> None:
     app.add_typer(db_app, name="db")
     app.command("generate")(generate)
     app.command("run")(run)
+    app.command("stop")(stop)
 
 
 def main() -> None:

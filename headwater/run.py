@@ -1,0 +1,137 @@
+"""The main job: stack, schema, connectors, workers and API, sample workload, then where to look.
+
+Long-running parts (stream workers, the API, the background workload) run as managed background
+processes with pid files and logs under the data directory; `headwater stop` ends them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from headwater.console import console, fail, print_table
+from headwater.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppProcess:
+    """One background process of the main job."""
+
+    name: str
+    args: list[str]
+
+    def pid_file(self, settings: Settings) -> Path:
+        return settings.stack.data_dir / "run" / f"app-{self.name}.pid"
+
+    def log_file(self, settings: Settings) -> Path:
+        return settings.stack.data_dir / "logs" / f"{self.name}.log"
+
+
+def _headwater(*args: str) -> list[str]:
+    return [sys.executable, "-m", "headwater", *args]
+
+
+def app_processes(workload_rate: float) -> list[AppProcess]:
+    # A trickle of changes keeps the dashboards and indexes moving after the first burst.
+    return [
+        AppProcess(
+            "workload",
+            _headwater("generate", "--rate", str(workload_rate), "--total", "1000000", "--json"),
+        ),
+    ]
+
+
+def _alive(pid_file: Path) -> int | None:
+    from headwater.stack.procs import is_alive, read_pid_file
+
+    pid = read_pid_file(pid_file)
+    return pid if pid and is_alive(pid) else None
+
+
+def start(process: AppProcess, settings: Settings) -> int:
+    """Start `process` in the background unless it already runs; return its pid."""
+    pid_file, log_file = process.pid_file(settings), process.log_file(settings)
+    running = _alive(pid_file)
+    if running:
+        return running
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        child = subprocess.Popen(
+            process.args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+    pid_file.write_text(f"{child.pid}\n")
+    return child.pid
+
+
+def stop_all(settings: Settings) -> list[str]:
+    from headwater.stack.procs import terminate_tree
+
+    stopped = []
+    for pid_file in sorted((settings.stack.data_dir / "run").glob("app-*.pid")):
+        pid = _alive(pid_file)
+        if pid:
+            terminate_tree(pid, timeout_s=15)
+            stopped.append(pid_file.stem.removeprefix("app-"))
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def _step(title: str, args: list[str]) -> None:
+    console.rule(f"[bold]{title}")
+    result = subprocess.run(_headwater(*args), check=False)
+    if result.returncode != 0:
+        fail(f"{title} failed (exit {result.returncode}); see the output above")
+
+
+def run(
+    ctx: typer.Context,
+    burst: int = typer.Option(2000, help="Operations written right away, with a progress bar."),
+    rate: float = typer.Option(200.0, help="Rate of the first burst (operations/s)."),
+    trickle: float = typer.Option(5.0, help="Operations/s kept flowing in the background."),
+) -> None:
+    """Bring everything up, start the workers and the API, write sample changes, show where."""
+    from headwater.cli import settings_of
+
+    settings = settings_of(ctx)
+    _step("stack", ["stack", "up"])
+    _step("schema", ["db", "migrate"])
+    _step("connectors", ["connectors", "apply"])
+    console.rule("[bold]workers and API")
+    pids = {p.name: start(p, settings) for p in app_processes(trickle)}
+    _step("sample workload", ["generate", "--rate", str(rate), "--total", str(burst)])
+    logs = settings.stack.data_dir / "logs"
+    print_table(
+        "Headwater is running",
+        ["what", "where"],
+        [
+            [
+                "PostgreSQL (source: shop, warehouse: analytics)",
+                f"{settings.postgres.host}:{settings.postgres.port}",
+            ],
+            ["Kafka", settings.kafka.bootstrap_servers],
+            ["Kafka Connect (Debezium source: shop-source)", settings.connect.url],
+            ["Elasticsearch", settings.elasticsearch.url],
+            *[[f"{name} (pid {pid})", str(logs / f"{name}.log")] for name, pid in pids.items()],
+            ["service status", "headwater stack status"],
+            ["stop everything", "headwater stop && headwater stack down"],
+        ],
+    )
+
+
+def stop(ctx: typer.Context) -> None:
+    """Stop the workers, the API and the background workload started by `headwater run`."""
+    from headwater.cli import settings_of
+
+    stopped = stop_all(settings_of(ctx))
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
