@@ -1,0 +1,201 @@
+"""The bulk writer: change actions to Elasticsearch `_bulk`, one outcome per document.
+
+The pure part (`operations`, `classify`) shapes requests and sorts responses; the writers do
+the network call. Following elasticsearch-py's `streaming_bulk`, only what can succeed on a
+retry is resent (429, 5xx, an update that lost a race), with growing backoff; a version
+conflict on an externally versioned write is a stale event, skipped on purpose; any other
+rejection is the document's own fault: logged with its key, counted, and returned so the
+caller can dead-letter it. `AsyncBulkWriter.write` returns only when Elasticsearch has
+acknowledged every action, one way or another, which is what lets the stream workers commit
+offsets after it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
+
+from headwater.resilience import CircuitBreaker, CircuitOpen, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+# How often a racing update of the same product document is retried inside Elasticsearch.
+RETRY_ON_CONFLICT = 10
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write: an externally versioned `index` or a scripted `update` (upsert)."""
+
+    op: Literal["index", "update"]
+    index: str
+    id: str
+    body: dict[str, Any]
+    version: int | None = None
+    # Where the change came from, for logs and dead letters: `topic[partition]@offset`, key.
+    where: str = ""
+    key: str = ""
+    origin: Any = None
+
+
+class Outcome(StrEnum):
+    WRITTEN = "written"
+    STALE = "stale"  # an older or duplicate change: the index already holds something newer
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass
+class Rejection:
+    action: Action
+    status: int
+    reason: str
+
+
+@dataclass
+class BulkResult:
+    written: int = 0
+    stale: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    requests: int = 0
+
+    def add(self, other: BulkResult) -> None:
+        self.written += other.written
+        self.stale += other.stale
+        self.rejected.extend(other.rejected)
+        self.requests += other.requests
+
+
+def operations(actions: Sequence[Action]) -> list[dict[str, Any]]:
+    """The NDJSON lines of one `_bulk` request."""
+    lines: list[dict[str, Any]] = []
+    for action in actions:
+        meta: dict[str, Any] = {"_index": action.index, "_id": action.id}
+        if action.op == "index":
+            if action.version is not None:
+                meta["version"] = action.version
+                meta["version_type"] = "external"
+            lines.append({"index": meta})
+        else:
+            meta["retry_on_conflict"] = RETRY_ON_CONFLICT
+            lines.append({"update": meta})
+        lines.append(action.body)
+    return lines
+
+
+def classify(op: str, item: dict[str, Any]) -> tuple[Outcome, str]:
+    """What one response item means for its action."""
+    status = int(item.get("status", 0))
+    if 200 <= status < 300:
+        return (Outcome.STALE if item.get("result") == "noop" else Outcome.WRITTEN), ""
+    error = item.get("error") or {}
+    reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
+    if status == 409:
+        # An externally versioned write lost to a newer version: stale, as intended. A
+        # scripted update that still conflicts after retry_on_conflict lost a race: retry.
+        return (Outcome.STALE if op == "index" else Outcome.RETRY), reason
+    if status == 429 or status >= 500:
+        return Outcome.RETRY, reason
+    return Outcome.REJECTED, reason
+
+
+def _sort(
+    actions: Sequence[Action], items: list[dict[str, Any]]
+) -> tuple[BulkResult, list[Action]]:
+    result, retry = BulkResult(requests=1), []
+    for action, wrapped in zip(actions, items, strict=True):
+        op, item = next(iter(wrapped.items()))
+        outcome, reason = classify(op, item)
+        if outcome is Outcome.WRITTEN:
+            result.written += 1
+        elif outcome is Outcome.STALE:
+            result.stale += 1
+        elif outcome is Outcome.RETRY:
+            retry.append(action)
+        else:
+            result.rejected.append(Rejection(action, int(item.get("status", 0)), reason))
+            log.error(
+                "elasticsearch rejected %s id=%s key=%s from %s: %s",
+                action.index, action.id, action.key, action.where or "-", reason,
+            )  # fmt: skip
+    return result, retry
+
+
+_TRANSIENT = (TransportConnectionError, ConnectionTimeout)
+
+
+def _transient_api_error(exc: ApiError) -> bool:
+    return exc.meta.status == 429 or exc.meta.status >= 500
+
+
+class AsyncBulkWriter:
+    """Writes batches for a stream worker; blocks (retrying) until every action is settled."""
+
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.es = es
+        # The attempt count is ours to keep (we never give up: giving up would mean committing
+        # offsets of unwritten changes), so only the delays come from the policy.
+        self.policy = policy or RetryPolicy(initial_s=0.1, max_s=5.0)
+        self.breaker = breaker or CircuitBreaker("elasticsearch", open_s=5.0)
+
+    async def write(self, actions: Sequence[Action]) -> BulkResult:
+        total = BulkResult()
+        pending = list(actions)
+        attempt = 0
+        while pending:
+            try:
+                self.breaker.before_call()
+                response = await self.es.bulk(operations=operations(pending), require_alias=True)
+            except CircuitOpen as exc:
+                await asyncio.sleep(exc.retry_after_s)
+                continue
+            except (*_TRANSIENT, ApiError) as exc:
+                # Even a whole-request 4xx (say, the alias was dropped) is waited out rather
+                # than raised: raising would stop the worker, and acking would lose changes.
+                if isinstance(exc, ApiError) and not _transient_api_error(exc):
+                    log.error("bulk request refused: %s", exc)
+                self.breaker.record_failure()
+                attempt += 1
+                delay = self.policy.delay(min(attempt, 10))
+                log.warning("bulk of %d failed (%s); retrying in %.2fs", len(pending), exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.breaker.record_success()
+            result, pending = _sort(pending, response.body["items"])
+            total.add(result)
+            if pending:
+                attempt += 1
+                await asyncio.sleep(self.policy.delay(min(attempt, 10)))
+        return total
+
+
+def write_sync(es: Elasticsearch, actions: Sequence[Action], chunk: int = 2000) -> BulkResult:
+    """The same contract for one-off jobs (reindex): retry what can succeed, a few times."""
+    total = BulkResult()
+    policy = RetryPolicy()
+    for start in range(0, len(actions), chunk):
+        pending = list(actions[start : start + chunk])
+        for attempt in range(1, policy.max_attempts + 2):
+            response = es.bulk(operations=operations(pending))
+            result, pending = _sort(pending, response.body["items"])
+            total.add(result)
+            if not pending:
+                break
+            time.sleep(policy.delay(attempt))
+        if pending:
+            raise RuntimeError(f"{len(pending)} documents still failing after retries")
+    return total

@@ -1,0 +1,124 @@
+"""The search indexes: their names, aliases and templates, and creating them when missing.
+
+Every index lives behind an alias (`products` -> `products-v1`): clients and workers only ever
+name the alias, so `reindex` can build `products-v2` and swap the alias in one atomic step.
+The alias filters on `live: true`, hiding the dead markers deleted rows leave behind
+(see `indexers.documents`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+from elasticsearch import BadRequestError as ESBadRequest
+
+from headwater.settings import ElasticsearchSettings
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+LIVE_FILTER: dict[str, Any] = {"term": {"live": True}}
+INDEX_NAMES = ("products", "reviews")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One logical index (`products`), named under a prefix so tests get their own."""
+
+    name: str
+    prefix: str = ""
+
+    @property
+    def alias(self) -> str:
+        return f"{self.prefix}{self.name}"
+
+    @property
+    def template_name(self) -> str:
+        return f"{self.prefix}{self.name}"
+
+    def versioned(self, version: int) -> str:
+        return f"{self.alias}-v{version}"
+
+    def version_of(self, index: str) -> int | None:
+        match = re.fullmatch(re.escape(self.alias) + r"-v(\d+)", index)
+        return int(match.group(1)) if match else None
+
+    def template(self) -> dict[str, Any]:
+        body = dict(_template_file(self.name))
+        body["index_patterns"] = [f"{self.alias}-v*"]
+        return body
+
+    def alias_body(self) -> dict[str, Any]:
+        return {"filter": LIVE_FILTER, "is_write_index": True}
+
+
+@cache
+def _template_file(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((TEMPLATES_DIR / f"{name}.json").read_text())
+    return data
+
+
+def spec(name: str, prefix: str = "") -> IndexSpec:
+    if name not in INDEX_NAMES:
+        raise ValueError(f"unknown index {name!r}; known: {', '.join(INDEX_NAMES)}")
+    return IndexSpec(name, prefix)
+
+
+def client(settings: ElasticsearchSettings, timeout_s: float = 30.0) -> Elasticsearch:
+    return Elasticsearch(settings.url, basic_auth=settings.basic_auth(), request_timeout=timeout_s)
+
+
+def async_client(settings: ElasticsearchSettings, timeout_s: float = 30.0) -> AsyncElasticsearch:
+    return AsyncElasticsearch(
+        settings.url, basic_auth=settings.basic_auth(), request_timeout=timeout_s
+    )
+
+
+def _already_exists(exc: ESBadRequest) -> bool:
+    return "resource_already_exists_exception" in str(exc)
+
+
+def ensure_index(es: Elasticsearch, index: IndexSpec) -> str:
+    """Install the template and create version 1 behind the alias if the alias is missing.
+
+    Returns the index the alias points to. Idempotent and safe to race.
+    """
+    es.indices.put_index_template(name=index.template_name, **index.template())
+    if not es.indices.exists_alias(name=index.alias):
+        try:
+            es.indices.create(index=index.versioned(1), aliases={index.alias: index.alias_body()})
+        except ESBadRequest as exc:
+            if not _already_exists(exc):
+                raise
+    current = current_index(es, index)
+    if current is None:
+        raise RuntimeError(f"alias {index.alias} points nowhere after creating it")
+    return current
+
+
+async def ensure_index_async(es: AsyncElasticsearch, index: IndexSpec) -> None:
+    await es.indices.put_index_template(name=index.template_name, **index.template())
+    if not await es.indices.exists_alias(name=index.alias):
+        try:
+            await es.indices.create(
+                index=index.versioned(1), aliases={index.alias: index.alias_body()}
+            )
+        except ESBadRequest as exc:
+            if not _already_exists(exc):
+                raise
+
+
+def current_index(es: Elasticsearch, index: IndexSpec) -> str | None:
+    if not es.indices.exists_alias(name=index.alias):
+        return None
+    names = list(es.indices.get_alias(name=index.alias).body)
+    return names[0] if names else None
+
+
+def versions(es: Elasticsearch, index: IndexSpec) -> list[int]:
+    found = es.indices.get(index=f"{index.alias}-v*", allow_no_indices=True).body
+    return sorted(v for v in (index.version_of(name) for name in found) if v is not None)

@@ -1,0 +1,53 @@
+"""The one Faust app of Headwater, built from settings; each capability's agents register on it.
+
+Run it with `headwater worker` (which starts `faust.Worker` on this app). Offsets: Faust turns
+off Kafka's auto-commit and commits, every `broker_commit_interval`, the highest offset of each
+partition below which every message has been acked (a gap stops it), so a capability decides
+when a record counts as done by when it acks it.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from headwater.settings import ElasticsearchSettings, KafkaSettings
+from streams.settings import StreamsSettings
+
+kafka_settings = KafkaSettings()
+es_settings = ElasticsearchSettings()
+streams_settings = StreamsSettings()
+
+
+def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
+    return faust.App(
+        streams.app_id,
+        broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
+        # rocksdict backs the store when python-rocksdb is absent.
+        store="rocksdb://",
+        datadir=str(streams.data_dir / f"worker-{streams.worker_index}"),
+        web_host=streams.web_host,
+        web_port=streams.worker_port(),
+        autodiscover=False,
+        origin="streams",
+        # Debezium's change topics have 3 partitions; internal topics match them.
+        topic_partitions=3,
+        consumer_auto_offset_reset=streams.auto_offset_reset,
+        broker_commit_interval=1.0,
+        # A batch waits for Elasticsearch; keep Faust from calling a slow batch a hung worker.
+        stream_processing_timeout=120.0,
+    )
+
+
+app = create_app(kafka_settings, streams_settings)
+
+
+@app.page("/ready/")
+async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    """Ready once started and not rebalancing: partitions are assigned and being consumed."""
+    started = app.started if hasattr(app, "started") else True
+    is_ready = bool(started) and not app.rebalancing
+    return view.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+
+# Agent modules register on `app` when imported.
+import streams.search.agents  # noqa: E402, F401

@@ -1,0 +1,87 @@
+"""Shared by every stream capability: Kafka records as plain data, decoding, dead letters.
+
+Decoding failures are data, not exceptions: `decode_records` splits a batch into changes,
+tombstones and failures, and a failure becomes a `DeadLetter` for
+`settings.kafka.dead_letter_topic(topic)`, logged with `topic[partition]@offset` and its key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
+from headwater.resilience import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record, detached from Faust so that logic can be tested without it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    @property
+    def key_text(self) -> str:
+        return "" if self.key is None else self.key.decode("utf-8", errors="backslashreplace")
+
+    @classmethod
+    def of_event(cls, event: Any) -> Record:
+        """From a Faust event (its `message` has topic, partition, offset, key, value)."""
+        message = event.message
+        return cls(message.topic, message.partition, message.offset, message.key, message.value)
+
+    def dead_letter(self, error: BaseException | str, stage: str) -> DeadLetter:
+        return DeadLetter.of(
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=self.key,
+            value=self.value,
+            error=error,
+            stage=stage,
+        )
+
+
+@dataclass
+class Decoded:
+    changes: list[tuple[Record, ChangeEvent]] = field(default_factory=list)
+    tombstones: int = 0
+    failures: list[DeadLetter] = field(default_factory=list)
+
+
+def decode_records(records: Iterable[Record], stage: str = "decode") -> Decoded:
+    out = Decoded()
+    for record in records:
+        try:
+            change = decode_change(record.key, record.value)
+        except MalformedEvent as exc:
+            out.failures.append(record.dead_letter(exc, stage))
+            log.warning("malformed record %s key=%s: %s", record.where, record.key_text, exc)
+            continue
+        if change is None:
+            out.tombstones += 1
+        else:
+            out.changes.append((record, change))
+    return out
+
+
+def dead_letter_batches(
+    letters: Sequence[DeadLetter], topic_for: Any
+) -> dict[str, list[DeadLetter]]:
+    """Dead letters grouped by the dead-letter topic `topic_for(source_topic)` names."""
+    grouped: dict[str, list[DeadLetter]] = {}
+    for letter in letters:
+        grouped.setdefault(topic_for(letter.source_topic), []).append(letter)
+    return grouped

@@ -1,0 +1,1 @@
+"""Search indexing: CDC change events of products and reviews into Elasticsearch."""

@@ -1,0 +1,33 @@
+"""Settings of the stream workers: the Faust app, its web port, bulk batching and index names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from headwater.settings import PROJECT_ROOT, _Component, _config
+
+
+class StreamsSettings(_Component):
+    """The Faust workers (env prefix HW_STREAMS_)."""
+
+    model_config = _config("HW_STREAMS_")
+
+    # The Faust app id is also the Kafka consumer group and the prefix of its internal topics.
+    app_id: str = "headwater"
+    web_host: str = "127.0.0.1"
+    # Worker N (0-based) serves its web endpoints on web_port + N and keeps its local state in
+    # data_dir/worker-N; `headwater worker --workers N` sets worker_index for each process.
+    web_port: int = 6066
+    worker_index: int = 0
+    data_dir: Path = PROJECT_ROOT / ".headwater" / "streams"
+    # A bulk request is sent when this many changes are buffered or this much time has passed,
+    # whichever comes first: small enough to keep changes searchable within a second.
+    bulk_max_docs: int = 1000
+    bulk_max_wait_s: float = 0.05
+    # Prepended to every alias and index name, so tests can run against their own indexes.
+    index_prefix: str = ""
+    # Where a new consumer group starts reading: the whole topic, so a fresh index is complete.
+    auto_offset_reset: str = "earliest"
+
+    def worker_port(self, index: int | None = None) -> int:
+        return self.web_port + (self.worker_index if index is None else index)
