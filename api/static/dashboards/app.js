@@ -1,0 +1,141 @@
+// Headwater dashboards page: one EventSource per open dashboard, panels drawn by hand
+// (numbers as text, series on a canvas, rankings and the funnel as bars). No build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+const count = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+let source = null;
+let lastSnapshot = null;
+
+function fmt(value, unit) {
+  if (value === null || value === undefined) return "—";
+  return unit === "money" ? money.format(value) : count.format(value);
+}
+
+function timeOf(ms) {
+  if (!ms) return "—";
+  const d = new Date(ms);
+  return d.toLocaleTimeString("en-GB", { hour12: false });
+}
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawSeries(canvas, series, unit) {
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 300, h = canvas.clientHeight || 150;
+  canvas.width = w * ratio; canvas.height = h * ratio;
+  const g = canvas.getContext("2d");
+  g.scale(ratio, ratio);
+  g.clearRect(0, 0, w, h);
+  const values = series.map((p) => (p[1] === null ? 0 : p[1]));
+  const max = Math.max(1, ...values);
+  const left = 4, right = w - 4, top = 16, bottom = h - 18;
+  g.strokeStyle = "#243140"; g.lineWidth = 1;
+  g.beginPath(); g.moveTo(left, bottom + 0.5); g.lineTo(right, bottom + 0.5); g.stroke();
+  g.fillStyle = "#8b9bab"; g.font = "11px system-ui, sans-serif";
+  g.fillText("max " + fmt(max, unit), left, 11);
+  if (series.length) {
+    g.fillText(timeOf(series[0][0]).slice(0, 5), left, h - 4);
+    const endLabel = timeOf(series[series.length - 1][0]).slice(0, 5);
+    g.fillText(endLabel, right - g.measureText(endLabel).width, h - 4);
+  }
+  if (values.length < 2) return;
+  const x = (i) => left + (i * (right - left)) / (values.length - 1);
+  const y = (v) => bottom - (v / max) * (bottom - top);
+  g.beginPath(); g.moveTo(x(0), bottom);
+  values.forEach((v, i) => g.lineTo(x(i), y(v)));
+  g.lineTo(x(values.length - 1), bottom); g.closePath();
+  g.fillStyle = "rgba(76,194,255,0.15)"; g.fill();
+  g.beginPath();
+  values.forEach((v, i) => (i ? g.lineTo(x(i), y(v)) : g.moveTo(x(i), y(v))));
+  g.strokeStyle = "#4cc2ff"; g.lineWidth = 2; g.stroke();
+}
+
+function bars(items, unit) {
+  const list = el("ul", { class: "bars" });
+  const max = Math.max(1e-9, ...items.map((i) => i.value));
+  for (const item of items) {
+    const li = el("li");
+    li.append(el("span", {}, item.label), el("span", { class: "num" }, item.text ?? fmt(item.value, unit)));
+    const bar = el("span", { class: "bar" });
+    const fill = el("i");
+    fill.style.width = `${Math.max(1, (100 * item.value) / max)}%`;
+    bar.append(fill); li.append(bar); list.append(li);
+  }
+  return list;
+}
+
+function renderPanel(panel) {
+  const box = el("article", { class: "panel", "data-panel": panel.id });
+  box.append(el("h2", {}, panel.title));
+  if (panel.type === "stat") {
+    box.append(el("div", { class: "value", "data-value": panel.id }, fmt(panel.value, panel.unit)));
+  } else if (panel.type === "series") {
+    box.classList.add("wide");
+    box.append(el("div", { class: "value", "data-value": panel.id }, fmt(panel.value, panel.unit)));
+    const canvas = el("canvas");
+    box.append(canvas);
+    requestAnimationFrame(() => drawSeries(canvas, panel.series || [], panel.unit));
+  } else if (panel.type === "top") {
+    const items = panel.items || [];
+    box.append(items.length ? bars(items, panel.unit) : el("p", { class: "empty" }, "No data in this range yet"));
+  } else if (panel.type === "funnel") {
+    const stages = (panel.stages || []).map((s) => ({
+      label: s.label, value: s.value,
+      text: `${count.format(s.value)}${s.from_first !== null && s !== panel.stages[0] ? `  (${(100 * s.from_first).toFixed(1)}%)` : ""}`,
+    }));
+    box.append(stages.length ? bars(stages, "count") : el("p", { class: "empty" }, "No data yet"));
+  }
+  return box;
+}
+
+function render(snapshot) {
+  lastSnapshot = snapshot;
+  $("description").textContent = snapshot.description || "";
+  $("last-event").textContent = snapshot.last_event_ms ? `${timeOf(snapshot.last_event_ms)}` : "none yet";
+  $("last-event").dataset.ms = snapshot.last_event_ms || "";
+  $("counts").textContent = `${count.format(snapshot.events)} events · ${count.format(snapshot.dropped_late)} late dropped`;
+  const panels = $("panels");
+  panels.replaceChildren(...snapshot.panels.map(renderPanel));
+}
+
+function setLive(on, text) {
+  $("live").className = `dot ${on ? "on" : "off"}`;
+  $("live-text").textContent = text;
+}
+
+function open(name) {
+  if (source) source.close();
+  document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.name === name));
+  // EventSource reconnects by itself (the server sends `retry`); each (re)connect starts
+  // with a full snapshot, so nothing is missed.
+  source = new EventSource(`/dashboards/${encodeURIComponent(name)}/stream`);
+  source.addEventListener("update", (e) => { setLive(true, "live"); render(JSON.parse(e.data)); });
+  source.onopen = () => setLive(true, "live");
+  source.onerror = () => setLive(false, "reconnecting");
+}
+
+async function main() {
+  const response = await fetch("/dashboards");
+  const dashboards = await response.json();
+  const tabs = $("tabs");
+  for (const d of dashboards) {
+    const a = el("a", { href: `#${d.name}`, "data-name": d.name }, d.title);
+    tabs.append(a);
+  }
+  const pick = () => {
+    const wanted = location.hash.slice(1);
+    open(dashboards.some((d) => d.name === wanted) ? wanted : dashboards[0].name);
+  };
+  window.addEventListener("hashchange", pick);
+  window.addEventListener("resize", () => lastSnapshot && render(lastSnapshot));
+  pick();
+}
+
+main().catch((err) => setLive(false, `error: ${err}`));

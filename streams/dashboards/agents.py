@@ -1,0 +1,231 @@
+"""Dashboard agents: read the change streams, fold them into the windowed tables, publish updates.
+
+Thin: decoding, retraction and windowing are in `logic`; here events are read in micro-batches
+(`take_events`), grouped by partition, the tables written once per changed window, and every
+changed window value published to the `dashboards.updates` topic.
+
+Why publish instead of serving from the tables: a worker only holds the partitions it owns, so
+a reader would have to ask each worker (Faust's table routing) and merge. Instead each worker
+writes the new value of each changed window of its partitions (key `w|table|metric|partition|
+start`, compacted, so the topic is the latest value of every window) and its progress per
+partition. The API reads that whole topic: any API instance knows every partition, whichever
+worker owns it, and a live stream is "tell the browser when this changes".
+
+Records the agents publish (JSON values):
+- `{"type": "window", "table", "metric", "partition", "start", "value"}`
+- `{"type": "progress", "stream", "partition", "watermark_ms", "events", "dropped",
+  "last_source_ts_ms", "max_lsn"}`
+- `{"type": "label", "kind": "product", "id", "name", "category"}`
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+from faust.types import EventT, StreamT, TopicT
+
+from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
+from headwater.resilience import DeadLetter
+from headwater.settings import Settings
+from streams.dashboards import logic
+from streams.dashboards.logic import Delta, OrderState, Progress
+from streams.dashboards.settings import DashboardSettings
+from streams.dashboards.tables import (
+    RAW,
+    Tables,
+    Topics,
+    declare_tables,
+    declare_topics,
+    order_key_partition,
+    window_key,
+    writing_as,
+)
+
+log = logging.getLogger(__name__)
+
+# (deltas, event time, dropped) of one change.
+Handled = tuple[list[Delta], int | None, int]
+Handler = Callable[[ChangeEvent, Progress], Handled]
+
+
+@dataclass
+class Dashboards:
+    """What `register` declared on the app (tests and the benchmark look at it)."""
+
+    topics: Topics
+    tables: Tables
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def register(app: faust.App, settings: Settings, ds: DashboardSettings) -> Dashboards:
+    """Declare the dashboards' topics, tables and agents on `app`."""
+    topics = declare_topics(app, settings.kafka, ds)
+    tables = declare_tables(app, ds)
+    lateness_ms = int(ds.allowed_lateness_s * 1000)
+    dead_letter_topics: dict[str, TopicT] = {}
+
+    async def dead_letter(event: EventT, error: Exception, stage: str) -> None:
+        msg = event.message
+        letter = DeadLetter.of(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=msg.value,
+            error=error,
+            stage=stage,
+        )
+        log.warning("dashboards %s: %s key=%r: %s", stage, letter.where, letter.key, error)
+        name = settings.kafka.dead_letter_topic(msg.topic)
+        topic = dead_letter_topics.get(name)
+        if topic is None:
+            topic = dead_letter_topics[name] = app.topic(name, internal=True, partitions=1, **RAW)
+            await topic.maybe_declare()
+        await topic.send(key=msg.key, value=letter.to_json())
+
+    def publish_windows(
+        folded: dict[logic.WindowKey, Any], partition: int
+    ) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        for (table_name, metric, start), increment in folded.items():
+            spec = logic.WINDOWS_BY_TABLE[table_name]
+            table = tables.windowed[table_name]
+            key = window_key(metric, partition, start, spec)
+            value = logic.merge(spec.kind, table.get(key), increment)
+            table[key] = value
+            record = {
+                "type": "window",
+                "table": table_name,
+                "metric": metric,
+                "partition": partition,
+                "start": start,
+                "value": value,
+            }
+            out.append((f"w|{table_name}|{metric}|{partition}|{start}", _encode(record)))
+        return out
+
+    async def consume(stream: StreamT, name: str, handle: Handler) -> None:
+        """The shared loop: micro-batch, per partition decode/handle/fold/write, publish."""
+        async for events in cast(faust.Stream, stream).take_events(ds.batch_max, ds.batch_within_s):
+            by_partition: dict[int, list[EventT]] = {}
+            for event in events:
+                by_partition.setdefault(event.message.partition, []).append(event)
+            outgoing: list[tuple[str, bytes]] = []
+            failed: list[tuple[EventT, Exception]] = []
+            for partition, batch in by_partition.items():
+                progress_key = f"{name}#{partition}"
+                with writing_as(batch[-1]):
+                    progress = Progress.from_json(tables.progress.get(progress_key))
+                    deltas: list[Delta] = []
+                    for event in batch:
+                        try:
+                            change = decode_change(event.key, event.value)
+                            if change is None:  # tombstone: compaction's business, not ours
+                                continue
+                            new, at_ms, dropped = handle(change, progress)
+                        except MalformedEvent as exc:
+                            failed.append((event, exc))
+                            continue
+                        progress = progress.seen(change, at_ms, dropped)
+                        deltas.extend(new)
+                    outgoing += publish_windows(logic.fold(deltas), partition)
+                    tables.progress[progress_key] = progress.to_json()
+                record = {"type": "progress", "stream": name, "partition": partition}
+                record.update(progress.to_json())
+                outgoing.append((f"p|{name}|{partition}", _encode(record)))
+            for event, error in failed:
+                await dead_letter(event, error, f"dashboards.{name}")
+            await topics.updates.maybe_declare()  # once; Faust remembers it is declared
+            for key, value in outgoing:
+                await topics.updates.send(key=key.encode(), value=value)
+
+    def handle_order(change: ChangeEvent, progress: Progress) -> Handled:
+        if change.table != "orders":
+            raise MalformedEvent(f"expected an orders change, got {change.table!r}")
+        key = str(change.key.get("id"))
+        state = OrderState.from_json(tables.order_state.get(key))
+        out = logic.apply_order(state, change, progress, lateness_ms)
+        if out.state is not None:
+            tables.order_state[key] = out.state.to_json()
+        return out.deltas, out.at_ms, out.dropped
+
+    def handle_line(change: ChangeEvent, progress: Progress) -> Handled:
+        key = str(logic.order_id_of_line(change))
+        state = OrderState.from_json(tables.order_state.get(key))
+        category = tables.categories.get(str(change.row.get("product_id"))) or "uncategorised"
+        out = logic.apply_line(state, change, category, progress, lateness_ms)
+        if out.state is not None:
+            tables.order_state[key] = out.state.to_json()
+        return out.deltas, out.at_ms, out.dropped
+
+    def handle_interaction(change: ChangeEvent, progress: Progress) -> Handled:
+        if change.deleted or change.op not in ("c", "r"):
+            return [], None, 0  # interactions are insert-only facts; nothing to correct
+        at_ms, deltas = logic.interaction_deltas(change.row)
+        if progress.is_late(at_ms, lateness_ms):
+            return [], at_ms, 1
+        return deltas, at_ms, 0
+
+    @app.agent(topics.orders, name="dashboards-orders")
+    async def orders(stream: StreamT) -> None:
+        await consume(stream, "orders", handle_order)
+
+    @app.agent(topics.order_items, name="dashboards-order-items")
+    async def order_items(stream: StreamT) -> None:
+        """Re-key each order line by its order id, into the partition of its order."""
+        async for event in stream.events():
+            try:
+                change = decode_change(event.key, event.value)
+                if change is None:
+                    continue
+                order_id = logic.order_id_of_line(change)
+            except MalformedEvent as exc:
+                await dead_letter(event, exc, "dashboards.order_items")
+                continue
+            await topics.order_lines.send(
+                key=event.key,
+                value=event.value,
+                partition=order_key_partition(order_id, ds.source_partitions),
+            )
+
+    @app.agent(topics.order_lines, name="dashboards-order-lines")
+    async def order_lines(stream: StreamT) -> None:
+        await consume(stream, "order_lines", handle_line)
+
+    @app.agent(topics.interactions, name="dashboards-interactions")
+    async def interactions(stream: StreamT) -> None:
+        await consume(stream, "interactions", handle_interaction)
+
+    @app.agent(topics.products, name="dashboards-products")
+    async def products(stream: StreamT) -> None:
+        """Keep product -> category for the revenue split, and publish product names."""
+        async for event in stream.events():
+            try:
+                change = decode_change(event.key, event.value)
+                if change is None:
+                    continue
+                product_id = str(change.key["id"])
+                category = str(change.row["category"])
+                name = str(change.row["name"])
+            except (MalformedEvent, KeyError) as exc:
+                await dead_letter(event, MalformedEvent(str(exc)), "dashboards.products")
+                continue
+            if change.deleted:
+                tables.categories.pop(product_id, None)
+                continue
+            if tables.categories.get(product_id) != category:
+                tables.categories[product_id] = category
+            label = {"type": "label", "kind": "product", "id": product_id, "name": name}
+            label["category"] = category
+            await topics.updates.send(key=f"l|product|{product_id}".encode(), value=_encode(label))
+
+    del orders, order_items, order_lines, interactions, products
+    return Dashboards(topics=topics, tables=tables)

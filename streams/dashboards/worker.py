@@ -1,0 +1,47 @@
+"""A dashboards-only Faust worker: the same agents and tables on an app of their own.
+
+The main job runs the dashboards inside the shared app (`streams.app`); this entry point runs
+them alone, under their own app id, so the benchmark and the tests can start, kill and restart
+a worker against their own topics without touching the main job's.
+
+    python -m streams.dashboards.worker
+"""
+
+from __future__ import annotations
+
+import sys
+
+import faust
+
+from headwater.settings import Settings
+from streams.dashboards.agents import register
+from streams.dashboards.settings import DashboardSettings
+
+
+def create_app(settings: Settings, ds: DashboardSettings) -> faust.App:
+    brokers = ";".join(settings.kafka.bootstrap_servers.split(","))
+    data_dir = ds.data_dir or settings.stack.data_dir / "dashboards" / ds.app_id
+    app = faust.App(
+        ds.app_id,
+        broker=f"kafka://{brokers}",
+        store="rocksdb://",
+        datadir=str(data_dir),
+        topic_partitions=ds.source_partitions,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_linger=0.0,
+        # A new table has nothing to recover; don't wait before starting to.
+        stream_recovery_delay=0.0,
+    )
+    register(app, settings, ds)
+    return app
+
+
+def main() -> None:
+    app = create_app(Settings.load(), DashboardSettings())
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "info", *sys.argv[1:]]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()
