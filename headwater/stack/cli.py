@@ -82,7 +82,9 @@ def up(ctx: typer.Context) -> None:
     with _stack_errors():
         stack = _stack(ctx)
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
             console=console,
         ) as progress:
             tasks = {n: progress.add_task(f"{n}: waiting", total=1) for n in SERVICE_NAMES}
@@ -90,8 +92,9 @@ def up(ctx: typer.Context) -> None:
             def show(name: str, what: str) -> None:
                 done = what.startswith("healthy")
                 style = "[green]" if done else ""
-                progress.update(tasks[name], description=f"{name}: {style}{what}",
-                                completed=1 if done else 0)
+                progress.update(
+                    tasks[name], description=f"{name}: {style}{what}", completed=1 if done else 0
+                )
 
             report = manager.up(stack, show)
     took = ", ".join(f"{n} {s:.0f}s" for n, s in report.seconds.items())
@@ -138,8 +141,15 @@ def status(
             "headwater stack",
             ["service", "state", "pid", "port", "version", "RSS MiB", "detail"],
             [
-                (s.service, s.state, s.pid, s.port, s.version, s.rss_mib,
-                 "" if s.state == "healthy" else s.detail)
+                (
+                    s.service,
+                    s.state,
+                    s.pid,
+                    s.port,
+                    s.version,
+                    s.rss_mib,
+                    s.detail if s.state in ("unhealthy", "external") else "",
+                )
                 for s in statuses
             ],
         )

@@ -43,8 +43,9 @@ class StepResult:
 def maven_downloads(output: str) -> tuple[int, int]:
     """(artifacts, bytes) Maven fetched from a remote repository, from its batch-mode output."""
     count, total = 0, 0
-    for match in re.finditer(r"^Downloaded from \S+: \S+ \((\d+(?:\.\d+)?) ([kMG]?B)", output,
-                             re.MULTILINE):
+    for match in re.finditer(
+        r"^(?:\[INFO\] )?Downloaded from \S+: \S+ \((\d+(?:\.\d+)?) ([kMG]?B)", output, re.MULTILINE
+    ):
         count += 1
         factor = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}[match.group(2)]
         total += int(float(match.group(1)) * factor)
@@ -84,7 +85,8 @@ def _copy_dependencies(
         out = staging / "jars"
         output = _mvn(
             [
-                "-f", str(staging / "pom.xml"),
+                "-f",
+                str(staging / "pom.xml"),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={out}",
@@ -118,8 +120,13 @@ def install_postgres(layout: StackLayout) -> StepResult:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for argv in (
         ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends",
-         f"postgresql-{layout.postgres_major}"],
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            f"postgresql-{layout.postgres_major}",
+        ],
     ):
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
@@ -133,8 +140,9 @@ def install_service_user(settings: Settings) -> StepResult:
     if not system.is_root():
         return StepResult("service user", "found", getpass.getuser(), "not root: runs as us")
     created = system.ensure_user(name)
-    return StepResult("service user", "created" if created else "found", name,
-                      "runs PostgreSQL and Elasticsearch")
+    return StepResult(
+        "service user", "created" if created else "found", name, "runs PostgreSQL and Elasticsearch"
+    )
 
 
 def install_jdk() -> StepResult:
@@ -149,8 +157,9 @@ def install_kafka(settings: Settings, layout: StackLayout) -> StepResult:
         {"kafka.version": settings.stack.kafka_version},
         layout.cache_dir / "logs" / "mvn-kafka.log",
     )
-    return StepResult(f"kafka {settings.stack.kafka_version}", outcome, str(layout.kafka_libs),
-                      note)
+    return StepResult(
+        f"kafka {settings.stack.kafka_version}", outcome, str(layout.kafka_libs), note
+    )
 
 
 def install_debezium(settings: Settings, layout: StackLayout) -> StepResult:
@@ -160,8 +169,12 @@ def install_debezium(settings: Settings, layout: StackLayout) -> StepResult:
         {"debezium.version": settings.stack.debezium_version},
         layout.cache_dir / "logs" / "mvn-debezium.log",
     )
-    return StepResult(f"debezium {settings.stack.debezium_version}", outcome,
-                      str(layout.debezium_plugin_dir), note)
+    return StepResult(
+        f"debezium {settings.stack.debezium_version}",
+        outcome,
+        str(layout.debezium_plugin_dir),
+        note,
+    )
 
 
 def _maven_local_repo() -> Path:
@@ -200,7 +213,9 @@ def install_elasticsearch(settings: Settings, layout: StackLayout) -> StepResult
     group, artifact_id = artifact.split(":")[:2]
     archive = (
         _maven_local_repo().joinpath(*group.split("."))
-        / artifact_id / version / f"{artifact_id}-{version}.zip"
+        / artifact_id
+        / version
+        / f"{artifact_id}-{version}.zip"
     )
     outcome, note = "unpacked", "from the local Maven repository"
     if not archive.exists():
@@ -240,15 +255,19 @@ def run_install(settings: Settings) -> list[StepResult]:
     layout = StackLayout.of(settings.stack)
     results: list[StepResult] = []
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         for label, step in STEPS:
             task = progress.add_task(f"{label}…", total=1)
             with _timed() as elapsed:
                 result = step(settings, layout)
             progress.update(
-                task, completed=1,
+                task,
+                completed=1,
                 description=f"{label}: [bold]{result.outcome}[/] ({elapsed():.1f}s)",
             )
             results.append(result)

@@ -179,8 +179,13 @@ class Stack:
             out.write(f"\n--- headwater stack up: starting {name} at {time.ctime()} ---\n".encode())
             out.flush()
             popen = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.layout.pid_file(name).write_text(f"{popen.pid}\n")
         return popen
@@ -188,8 +193,14 @@ class Stack:
     def _run_logged(self, name: str, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         log = self._log(name)
         with log.open("ab") as out:
-            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         if proc.returncode != 0:
             raise ServiceFailed(name, f"`{' '.join(argv[-6:])}` exited {proc.returncode}", log)
 
@@ -209,12 +220,22 @@ class Stack:
                 system.chown(Path(pwfile), user)
                 self._run_logged(
                     "postgres",
-                    self._as_user([
-                        str(lay.postgres_bin / "initdb"), "-D", str(lay.postgres_data),
-                        "-U", pg.user, f"--pwfile={pwfile}", "--auth-local=scram-sha-256",
-                        "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8",
-                    ]),
-                    cwd=base, env=env,
+                    self._as_user(
+                        [
+                            str(lay.postgres_bin / "initdb"),
+                            "-D",
+                            str(lay.postgres_data),
+                            "-U",
+                            pg.user,
+                            f"--pwfile={pwfile}",
+                            "--auth-local=scram-sha-256",
+                            "--auth-host=scram-sha-256",
+                            "--encoding=UTF8",
+                            "--locale=C.UTF-8",
+                        ]
+                    ),
+                    cwd=base,
+                    env=env,
                 )
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -232,9 +253,19 @@ class Stack:
         log = self._log("postgres")
         self._run_logged(
             "postgres",
-            self._as_user([str(lay.postgres_bin / "pg_ctl"), "start", "-D",
-                           str(lay.postgres_data), "-l", str(log), "-W"]),
-            cwd=base, env=env,
+            self._as_user(
+                [
+                    str(lay.postgres_bin / "pg_ctl"),
+                    "start",
+                    "-D",
+                    str(lay.postgres_data),
+                    "-l",
+                    str(log),
+                    "-W",
+                ]
+            ),
+            cwd=base,
+            env=env,
         )
         return Started("postgres", time.monotonic())
 
@@ -257,10 +288,22 @@ class Stack:
             cluster_id = config.new_kafka_cluster_id()
             self._run_logged(
                 "kafka",
-                [str(java), f"-Dlog4j2.configurationFile={log4j2}", "-cp", "libs/*",
-                 "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
-                 "-t", cluster_id, "-c", str(props)],
-                cwd=lay.kafka_home, env=env,
+                [
+                    str(java),
+                    f"-Dlog4j2.configurationFile={log4j2}",
+                    "-cp",
+                    "libs/*",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "--ignore-formatted",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                ],
+                cwd=lay.kafka_home,
+                env=env,
             )
         argv = config.kafka_java_command(java, stack.kafka_heap, "kafka.Kafka", props, log4j2)
         return Started("kafka", time.monotonic(), self._spawn("kafka", argv, lay.kafka_home, env))
@@ -271,8 +314,11 @@ class Stack:
             "connect", config.connect_worker_properties(self.settings, lay)
         )
         argv = config.kafka_java_command(
-            self.java(), stack.connect_heap, "org.apache.kafka.connect.cli.ConnectDistributed",
-            props, log4j2,
+            self.java(),
+            stack.connect_heap,
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            props,
+            log4j2,
         )
         popen = self._spawn("connect", argv, lay.kafka_home, child_env())
         return Started("connect", time.monotonic(), popen)
@@ -371,10 +417,22 @@ class Stack:
         if name == "postgres":
             lay = self.layout
             proc = subprocess.run(
-                self._as_user([str(lay.postgres_bin / "pg_ctl"), "stop", "-D",
-                               str(lay.postgres_data), "-m", "fast", "-w", "-t",
-                               str(int(STOP_TIMEOUT_S))]),
-                capture_output=True, cwd=lay.service_dir("postgres"), env=child_env(user=self.user),
+                self._as_user(
+                    [
+                        str(lay.postgres_bin / "pg_ctl"),
+                        "stop",
+                        "-D",
+                        str(lay.postgres_data),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "-t",
+                        str(int(STOP_TIMEOUT_S)),
+                    ]
+                ),
+                capture_output=True,
+                cwd=lay.service_dir("postgres"),
+                env=child_env(user=self.user),
             )
             if proc.returncode == 0 and not procs.process_tree(pid):
                 return "stopped"
@@ -388,8 +446,11 @@ class Stack:
         found = []
         for pid in procs.parent_map():
             argv = procs.cmdline(pid)
-            if pid != me and argv and Path(argv[0]).name in SERVER_EXECUTABLES and any(
-                marker in arg for arg in argv
+            if (
+                pid != me
+                and argv
+                and Path(argv[0]).name in SERVER_EXECUTABLES
+                and any(marker in arg for arg in argv)
             ):
                 found.append(pid)
         for pid in found:

@@ -102,8 +102,10 @@ def probe_elasticsearch(settings: Settings, kafka_home: Path | None = None) -> P
         health = response.json()
         # Not GET /: the integ-test distribution has no handler for it (405).
         nodes = httpx.get(
-            f"{base}/_nodes/_local", params={"filter_path": "nodes.*.version"},
-            timeout=TIMEOUT_S, auth=auth,
+            f"{base}/_nodes/_local",
+            params={"filter_path": "nodes.*.version"},
+            timeout=TIMEOUT_S,
+            auth=auth,
         ).json()
     except (httpx.HTTPError, ValueError) as exc:
         return Probe(False, detail=f"{type(exc).__name__}: {exc}")

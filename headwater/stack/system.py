@@ -70,8 +70,15 @@ def ensure_user(name: str) -> bool:
     if lookup_user(name) is not None:
         return False
     subprocess.run(
-        ["useradd", "--system", "--create-home", "--user-group", "--shell", "/usr/sbin/nologin",
-         name],
+        [
+            "useradd",
+            "--system",
+            "--create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
         check=True,
         capture_output=True,
     )
