@@ -46,6 +46,7 @@ def _register() -> None:
     from headwater.run import run, stop
     from headwater.stack.cli import app as stack_app
     from headwater.workload import generate
+    from streams.dashboards.cli import app as dashboards_app
 
     app.add_typer(stack_app, name="stack")
     app.add_typer(connectors_app, name="connectors")
@@ -53,6 +54,7 @@ def _register() -> None:
     app.command("generate")(generate)
     app.command("run")(run)
     app.command("stop")(stop)
+    app.add_typer(dashboards_app, name="dashboards")
 
 
 def main() -> None:

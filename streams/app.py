@@ -51,3 +51,4 @@ async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.R
 
 # Agent modules register on `app` when imported.
 import streams.search.agents  # noqa: E402, F401
+import streams.dashboards.main  # noqa: E402, F401

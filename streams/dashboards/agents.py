@@ -31,7 +31,7 @@ from faust.types import EventT, StreamT, TopicT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.resilience import DeadLetter
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings
 from streams.dashboards import logic
 from streams.dashboards.logic import Delta, OrderState, Progress
 from streams.dashboards.settings import DashboardSettings
@@ -65,9 +65,9 @@ def _encode(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def register(app: faust.App, settings: Settings, ds: DashboardSettings) -> Dashboards:
+def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboards:
     """Declare the dashboards' topics, tables and agents on `app`."""
-    topics = declare_topics(app, settings.kafka, ds)
+    topics = declare_topics(app, kafka, ds)
     tables = declare_tables(app, ds)
     lateness_ms = int(ds.allowed_lateness_s * 1000)
     dead_letter_topics: dict[str, TopicT] = {}
@@ -84,7 +84,7 @@ def register(app: faust.App, settings: Settings, ds: DashboardSettings) -> Dashb
             stage=stage,
         )
         log.warning("dashboards %s: %s key=%r: %s", stage, letter.where, letter.key, error)
-        name = settings.kafka.dead_letter_topic(msg.topic)
+        name = kafka.dead_letter_topic(msg.topic)
         topic = dead_letter_topics.get(name)
         if topic is None:
             topic = dead_letter_topics[name] = app.topic(name, internal=True, partitions=1, **RAW)

@@ -13,14 +13,14 @@ import sys
 
 import faust
 
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings, StackSettings
 from streams.dashboards.agents import register
 from streams.dashboards.settings import DashboardSettings
 
 
-def create_app(settings: Settings, ds: DashboardSettings) -> faust.App:
-    brokers = ";".join(settings.kafka.bootstrap_servers.split(","))
-    data_dir = ds.data_dir or settings.stack.data_dir / "dashboards" / ds.app_id
+def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
+    brokers = ";".join(kafka.bootstrap_servers.split(","))
+    data_dir = ds.data_dir or StackSettings().data_dir / "dashboards" / ds.app_id
     app = faust.App(
         ds.app_id,
         broker=f"kafka://{brokers}",
@@ -33,12 +33,12 @@ def create_app(settings: Settings, ds: DashboardSettings) -> faust.App:
         # A new table has nothing to recover; don't wait before starting to.
         stream_recovery_delay=0.0,
     )
-    register(app, settings, ds)
+    register(app, kafka, ds)
     return app
 
 
 def main() -> None:
-    app = create_app(Settings.load(), DashboardSettings())
+    app = create_app(KafkaSettings(), DashboardSettings())
     sys.argv = [sys.argv[0], "worker", "--loglevel", "info", *sys.argv[1:]]
     app.main()
 
