@@ -41,11 +41,14 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def _register() -> None:
     # Imported here so that `headwater --help` stays fast and each group owns its module.
+    from batch.cli import app as batch_app
     from connectors.cli import app as connectors_app
+    from headwater.bench import app as bench_app
     from headwater.db import app as db_app
     from headwater.run import run, stop
     from headwater.stack.cli import app as stack_app
     from headwater.workload import generate
+    from streams.cli import indexers_app, search, verify_app, worker
     from streams.dashboards.cli import app as dashboards_app
 
     app.add_typer(stack_app, name="stack")

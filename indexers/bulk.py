@@ -2,7 +2,7 @@
 
 The pure part (`operations`, `classify`) shapes requests and sorts responses; the writers do
 the network call. Following elasticsearch-py's `streaming_bulk`, only what can succeed on a
-retry is resent (429, 5xx, an update that lost a race), with growing backoff; a version
+retry is resent (429, 5xx, a transient refusal), with growing backoff; a version
 conflict on an externally versioned write is a stale event, skipped on purpose; any other
 rejection is the document's own fault: logged with its key, counted, and returned so the
 caller can dead-letter it. `AsyncBulkWriter.write` returns only when Elasticsearch has
@@ -28,19 +28,19 @@ from headwater.resilience import CircuitBreaker, CircuitOpen, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-# How often a racing update of the same product document is retried inside Elasticsearch.
-RETRY_ON_CONFLICT = 10
-
 
 @dataclass(frozen=True)
 class Action:
-    """One write: an externally versioned `index` or a scripted `update` (upsert)."""
+    """One write: an `index` (externally versioned, or compare-and-set) or a `create`."""
 
-    op: Literal["index", "update"]
+    op: Literal["index", "create"]
     index: str
     id: str
     body: dict[str, Any]
     version: int | None = None
+    # Compare-and-set: written only if the document is still at this sequence number.
+    if_seq_no: int | None = None
+    if_primary_term: int | None = None
     # Where the change came from, for logs and dead letters: `topic[partition]@offset`, key.
     where: str = ""
     key: str = ""
@@ -50,6 +50,7 @@ class Action:
 class Outcome(StrEnum):
     WRITTEN = "written"
     STALE = "stale"  # an older or duplicate change: the index already holds something newer
+    CONFLICT = "conflict"  # a compare-and-set lost a race: the caller reads and merges again
     REJECTED = "rejected"
     RETRY = "retry"
 
@@ -66,12 +67,14 @@ class BulkResult:
     written: int = 0
     stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    conflicts: list[Action] = field(default_factory=list)
     requests: int = 0
 
     def add(self, other: BulkResult) -> None:
         self.written += other.written
         self.stale += other.stale
         self.rejected.extend(other.rejected)
+        self.conflicts.extend(other.conflicts)
         self.requests += other.requests
 
 
@@ -80,19 +83,18 @@ def operations(actions: Sequence[Action]) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for action in actions:
         meta: dict[str, Any] = {"_index": action.index, "_id": action.id}
-        if action.op == "index":
-            if action.version is not None:
-                meta["version"] = action.version
-                meta["version_type"] = "external"
-            lines.append({"index": meta})
-        else:
-            meta["retry_on_conflict"] = RETRY_ON_CONFLICT
-            lines.append({"update": meta})
+        if action.version is not None:
+            meta["version"] = action.version
+            meta["version_type"] = "external"
+        if action.if_seq_no is not None:
+            meta["if_seq_no"] = action.if_seq_no
+            meta["if_primary_term"] = action.if_primary_term
+        lines.append({action.op: meta})
         lines.append(action.body)
     return lines
 
 
-def classify(op: str, item: dict[str, Any]) -> tuple[Outcome, str]:
+def classify(action: Action, item: dict[str, Any]) -> tuple[Outcome, str]:
     """What one response item means for its action."""
     status = int(item.get("status", 0))
     if 200 <= status < 300:
@@ -101,8 +103,8 @@ def classify(op: str, item: dict[str, Any]) -> tuple[Outcome, str]:
     reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
     if status == 409:
         # An externally versioned write lost to a newer version: stale, as intended. A
-        # scripted update that still conflicts after retry_on_conflict lost a race: retry.
-        return (Outcome.STALE if op == "index" else Outcome.RETRY), reason
+        # compare-and-set (or a create of a document that appeared meanwhile) lost a race.
+        return (Outcome.STALE if action.version is not None else Outcome.CONFLICT), reason
     if status == 429 or status >= 500:
         return Outcome.RETRY, reason
     return Outcome.REJECTED, reason
@@ -113,14 +115,16 @@ def _sort(
 ) -> tuple[BulkResult, list[Action]]:
     result, retry = BulkResult(requests=1), []
     for action, wrapped in zip(actions, items, strict=True):
-        op, item = next(iter(wrapped.items()))
-        outcome, reason = classify(op, item)
+        item = next(iter(wrapped.values()))
+        outcome, reason = classify(action, item)
         if outcome is Outcome.WRITTEN:
             result.written += 1
         elif outcome is Outcome.STALE:
             result.stale += 1
         elif outcome is Outcome.RETRY:
             retry.append(action)
+        elif outcome is Outcome.CONFLICT:
+            result.conflicts.append(action)
         else:
             result.rejected.append(Rejection(action, int(item.get("status", 0)), reason))
             log.error(

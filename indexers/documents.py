@@ -13,12 +13,14 @@ Ordering. Every write carries the source position (the change's WAL LSN) of what
   ratings (reviews topic, keyed by review id, so on other partitions and other workers).
   Elasticsearch keeps one version per document, which cannot order two independent streams,
   so the document keeps one version per component instead: `product_lsn` for the row and
-  `review_state[review_id] = [lsn, rating|null]` for each review. Every write is the
-  `MERGE_PRODUCT` script: a component is replaced only by a newer LSN (the external-versioning
-  rule applied per component), and the summary (`review_count`, `rating_avg`) is recomputed
-  from `review_state` in the same atomic update. The merge is commutative and idempotent, so
-  duplicates, reordering, replays after a crash and concurrent workers (`retry_on_conflict`)
-  all converge to the same document. A deleted product is a dead marker too.
+  `review_state[review_id] = [lsn, rating|null]` for each review. Every write goes through
+  `merge_product`: a component is replaced only by a newer LSN (the external-versioning rule
+  applied per component), and the summary (`review_count`, `rating_avg`) is recomputed from
+  `review_state` in the same write. The merge is commutative and idempotent, so duplicates,
+  reordering and replays after a crash converge to the same document; concurrent workers are
+  serialised by writing with `if_seq_no`/`if_primary_term` (compare-and-set) and merging again
+  on a conflict (`indexers.merge`). (The local Elasticsearch ships without the painless module,
+  so the merge runs in the worker, not as a script.) A deleted product is a dead marker too.
 Searches go through aliases filtered on `live: true`, so dead markers are never seen.
 """
 
@@ -40,36 +42,6 @@ PRODUCT_FIELDS = (
 PRODUCT_SUMMARY_FIELDS = ("review_count", "rating_avg")
 REVIEW_FIELDS = ("id", "product_id", "customer_id", "rating", "text", "created_at", "updated_at")
 
-# Applied by every write to a product document; see the module docstring.
-MERGE_PRODUCT = """
-def s = ctx._source;
-boolean changed = false;
-if (s.product_lsn == null) {
-  s.product_lsn = -1L; s.live = false; s.review_state = new HashMap();
-  s.review_count = 0; s.rating_avg = null; changed = true;
-}
-def p = params.product;
-if (p != null && p.lsn > s.product_lsn) {
-  s.product_lsn = p.lsn;
-  s.live = p.live;
-  if (p.fields != null) { for (e in p.fields.entrySet()) { s[e.getKey()] = e.getValue(); } }
-  changed = true;
-}
-if (params.reviews != null) {
-  for (e in params.reviews.entrySet()) {
-    def cur = s.review_state.get(e.getKey());
-    if (cur == null || e.getValue()[0] > cur[0]) {
-      s.review_state.put(e.getKey(), e.getValue()); changed = true;
-    }
-  }
-}
-if (!changed) { ctx.op = 'noop'; return; }
-long n = 0; double total = 0;
-for (v in s.review_state.values()) { if (v[1] != null) { n += 1; total += v[1]; } }
-s.review_count = n;
-s.rating_avg = n == 0 ? null : total / n;
-"""
-
 
 def _utc_iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
@@ -84,7 +56,7 @@ def product_fields(row: Product) -> dict[str, Any]:
         "description": row.description,
         "category": row.category,
         "brand": row.brand,
-        # A JSON number for clients; the mapping stores it as a scaled float (cents).
+        # A JSON number for clients and range queries; `verify` compares it to the cent.
         "price": float(row.price),
         "stock": row.stock,
         "created_at": _utc_iso(row.created_at),
@@ -107,6 +79,36 @@ def review_document(row: Review) -> dict[str, Any]:
 
 def dead_review(review_id: int, product_id: int | None) -> dict[str, Any]:
     return {"id": review_id, "product_id": product_id, "live": False}
+
+
+def merge_product(
+    current: Mapping[str, Any] | None, params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The product document after applying `params` (see `merge_params`) to `current`.
+
+    None when nothing changes (the change is a duplicate or older than what is there).
+    """
+    doc: dict[str, Any] = dict(current) if current else {}
+    changed = not current
+    doc.setdefault("product_lsn", -1)
+    doc.setdefault("live", False)
+    state: dict[str, list[Any]] = {k: list(v) for k, v in (doc.get("review_state") or {}).items()}
+    product = params.get("product")
+    if product is not None and product["lsn"] > doc["product_lsn"]:
+        doc["product_lsn"] = product["lsn"]
+        doc["live"] = product["live"]
+        doc.update(product.get("fields") or {})
+        changed = True
+    for review_id, entry in (params.get("reviews") or {}).items():
+        kept = state.get(review_id)
+        if kept is None or entry[0] > kept[0]:
+            state[review_id] = list(entry)
+            changed = True
+    if not changed:
+        return None
+    doc["review_state"] = state
+    doc.update(summary_of([rating for _, rating in state.values() if rating is not None]))
+    return doc
 
 
 def merge_params(

@@ -22,6 +22,7 @@ import faust
 from headwater.resilience import DeadLetter
 from indexers.bulk import AsyncBulkWriter
 from indexers.catalog import async_client, ensure_index_async, spec
+from indexers.merge import AsyncProductMerger
 from streams.app import app, es_settings, kafka_settings, streams_settings
 from streams.common import Record, dead_letter_batches, decode_records
 from streams.search.logic import Change, Planned, plan_products, plan_reviews
@@ -55,15 +56,14 @@ products_topic = _raw_topic(kafka_settings.cdc_topic("products"))
 reviews_topic = _raw_topic(kafka_settings.cdc_topic("reviews"))
 
 
-async def _writer() -> AsyncBulkWriter:
-    writer = _state.get("writer")
-    if writer is None:
+async def _writers() -> tuple[AsyncBulkWriter, AsyncProductMerger]:
+    if "writer" not in _state:
         es = async_client(es_settings)
         for index in (PRODUCTS, REVIEWS):
             await ensure_index_async(es, index)
-        writer = _state["writer"] = AsyncBulkWriter(es)
-    assert isinstance(writer, AsyncBulkWriter)
-    return writer
+        writer = AsyncBulkWriter(es)
+        _state["writer"], _state["merger"] = writer, AsyncProductMerger(es, writer)
+    return _state["writer"], _state["merger"]
 
 
 async def _send_dead_letters(letters: Sequence[DeadLetter]) -> None:
@@ -77,8 +77,13 @@ async def _send_dead_letters(letters: Sequence[DeadLetter]) -> None:
             await future
 
 
+def _origin(origin: Any) -> Any:
+    """The Kafka record behind an action (a merge request carries it one level down)."""
+    return origin if isinstance(origin, Record) else getattr(origin, "origin", None)
+
+
 async def _index(stream: faust.StreamT, plan: Callable[[Sequence[Change]], Planned]) -> None:
-    writer = await _writer()
+    writer, merger = await _writers()
     assert isinstance(stream, faust.Stream)  # noack_take is not on the StreamT protocol
     batches = stream.noack_take(streams_settings.bulk_max_docs, streams_settings.bulk_max_wait_s)
     async for events in batches:
@@ -86,11 +91,12 @@ async def _index(stream: faust.StreamT, plan: Callable[[Sequence[Change]], Plann
         decoded = decode_records(records)
         planned = plan(decoded.changes)
         result = await writer.write(planned.actions)
+        result.add(await merger.merge(PRODUCTS.alias, planned.merges))
         letters = decoded.failures + planned.failures
         letters += [
-            rejection.action.origin.dead_letter(rejection.reason, "index")
+            _origin(rejection.action.origin).dead_letter(rejection.reason, "index")
             for rejection in result.rejected
-            if isinstance(rejection.action.origin, Record)
+            if _origin(rejection.action.origin) is not None
         ]
         if letters:
             await _send_dead_letters(letters)
@@ -107,12 +113,12 @@ async def _index(stream: faust.StreamT, plan: Callable[[Sequence[Change]], Plann
 
 @app.agent(products_topic, name="search-index-products")
 async def index_products(stream: faust.StreamT) -> None:
-    await _index(stream, lambda changes: plan_products(changes, PRODUCTS.alias))
+    await _index(stream, plan_products)
 
 
 @app.agent(reviews_topic, name="search-index-reviews")
 async def index_reviews(stream: faust.StreamT) -> None:
-    await _index(stream, lambda changes: plan_reviews(changes, REVIEWS.alias, PRODUCTS.alias))
+    await _index(stream, lambda changes: plan_reviews(changes, REVIEWS.alias))
 
 
 @app.page("/search/stats/")

@@ -17,13 +17,8 @@ from headwater.models.cdc import ChangeEvent
 from headwater.models.shop import Product, Review
 from headwater.resilience import DeadLetter
 from indexers.bulk import Action
-from indexers.documents import (
-    MERGE_PRODUCT,
-    dead_review,
-    merge_params,
-    product_fields,
-    review_document,
-)
+from indexers.documents import dead_review, merge_params, product_fields, review_document
+from indexers.merge import MergeRequest
 from streams.common import Record
 
 Change = tuple[Record, ChangeEvent]
@@ -34,6 +29,7 @@ class Planned:
     """What a batch turns into: writes, and the changes that could not be shaped."""
 
     actions: list[Action] = field(default_factory=list)
+    merges: list[MergeRequest] = field(default_factory=list)
     failures: list[DeadLetter] = field(default_factory=list)
 
 
@@ -68,25 +64,11 @@ def latest_per_key(changes: Sequence[Change], planned: Planned) -> dict[int, Cha
     return latest
 
 
-def merge_action(
-    alias: str, product_id: int, params: dict[str, Any], record: Record | None = None
-) -> Action:
-    return Action(
-        op="update",
-        index=alias,
-        id=str(product_id),
-        body={
-            "scripted_upsert": True,
-            "script": {"source": MERGE_PRODUCT, "lang": "painless", "params": params},
-            "upsert": {"id": product_id},
-        },
-        where=record.where if record else "",
-        key=record.key_text if record else "",
-        origin=record,
-    )
+def merge_request(product_id: int, params: dict[str, Any], record: Record) -> MergeRequest:
+    return MergeRequest(product_id, params, record.where, record.key_text, record)
 
 
-def plan_products(changes: Sequence[Change], products_alias: str) -> Planned:
+def plan_products(changes: Sequence[Change]) -> Planned:
     """Product changes -> one merge per product: its row (or its deletion) at its LSN."""
     planned = Planned()
     for product_id, (record, change) in latest_per_key(changes, planned).items():
@@ -99,15 +81,15 @@ def plan_products(changes: Sequence[Change], products_alias: str) -> Planned:
                 planned.failures.append(record.dead_letter(_validation_message(exc), "shape"))
                 continue
             params = merge_params(product=product_fields(row), product_lsn=change.lsn)
-        planned.actions.append(merge_action(products_alias, product_id, params, record))
+        planned.merges.append(merge_request(product_id, params, record))
     return planned
 
 
-def plan_reviews(changes: Sequence[Change], reviews_alias: str, products_alias: str) -> Planned:
+def plan_reviews(changes: Sequence[Change], reviews_alias: str) -> Planned:
     """Review changes -> the review document (versioned by LSN) and the products' summaries.
 
     Each touched product gets one merge carrying `[lsn, rating]` (`rating` None when the review
-    was deleted) for each of its changed reviews; the script recomputes count and average.
+    was deleted) for each of its changed reviews; the merge recomputes count and average.
     """
     planned = Planned()
     per_product: dict[int, dict[int, tuple[int, int | None]]] = {}
@@ -147,7 +129,5 @@ def plan_reviews(changes: Sequence[Change], reviews_alias: str, products_alias: 
         last_record[product_id] = record
     for product_id, reviews in per_product.items():
         params = merge_params(reviews=reviews)
-        planned.actions.append(
-            merge_action(products_alias, product_id, params, last_record[product_id])
-        )
+        planned.merges.append(merge_request(product_id, params, last_record[product_id]))
     return planned

@@ -47,24 +47,29 @@ def test_operations_version_reviews_externally_and_retry_updates() -> None:
     lines = operations(
         [
             Action(op="index", index="reviews", id="1", body={"id": 1}, version=42),
-            Action(op="update", index="products", id="2", body={"script": {}}),
+            Action(op="index", index="products", id="2", body={}, if_seq_no=5, if_primary_term=1),
+            Action(op="create", index="products", id="3", body={}),
         ]
     )
     assert lines[0] == {
         "index": {"_index": "reviews", "_id": "1", "version": 42, "version_type": "external"}
     }
-    assert lines[2]["update"]["retry_on_conflict"] > 0
+    assert lines[2] == {
+        "index": {"_index": "products", "_id": "2", "if_seq_no": 5, "if_primary_term": 1}
+    }
+    assert lines[4] == {"create": {"_index": "products", "_id": "3"}}
 
 
 def test_classify() -> None:
-    assert classify("index", {"status": 201, "result": "created"})[0] is Outcome.WRITTEN
-    assert classify("update", {"status": 200, "result": "noop"})[0] is Outcome.STALE
+    versioned = Action(op="index", index="r", id="1", body={}, version=3)
+    cas = Action(op="index", index="p", id="1", body={}, if_seq_no=1, if_primary_term=1)
+    assert classify(versioned, {"status": 201, "result": "created"})[0] is Outcome.WRITTEN
     conflict = {"status": 409, "error": {"type": "version_conflict_engine_exception"}}
-    assert classify("index", conflict)[0] is Outcome.STALE
-    assert classify("update", conflict)[0] is Outcome.RETRY
-    assert classify("index", {"status": 429})[0] is Outcome.RETRY
+    assert classify(versioned, conflict)[0] is Outcome.STALE
+    assert classify(cas, conflict)[0] is Outcome.CONFLICT
+    assert classify(versioned, {"status": 429})[0] is Outcome.RETRY
     bad = {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "x"}}
-    assert classify("index", bad) == (Outcome.REJECTED, "mapper_parsing_exception: x")
+    assert classify(versioned, bad) == (Outcome.REJECTED, "mapper_parsing_exception: x")
 
 
 def test_index_names_follow_the_prefix() -> None:

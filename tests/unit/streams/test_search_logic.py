@@ -56,57 +56,58 @@ def changes(*records: Record) -> list[Any]:
 
 
 def test_product_upsert_is_a_merge_at_its_lsn() -> None:
-    planned = plan_products(changes(record("products", PRODUCT_ROW, 100)), "products")
-    assert not planned.failures
-    (action,) = planned.actions
-    assert (action.op, action.index, action.id) == ("update", "products", "7")
-    params = action.body["script"]["params"]
+    planned = plan_products(changes(record("products", PRODUCT_ROW, 100)))
+    assert not planned.failures and not planned.actions
+    (merge,) = planned.merges
+    assert merge.product_id == 7 and merge.where == "shop.public.products[0]@0"
+    params = merge.params
     assert params["product"]["lsn"] == 100 and params["product"]["live"] is True
     assert params["product"]["fields"]["price"] == 59.9
     assert params["product"]["fields"]["created_at"] == "2025-01-01T10:00:00.000001+00:00"
     assert params["reviews"] is None
-    assert action.body["scripted_upsert"] is True
 
 
 def test_burst_to_one_row_coalesces_to_the_highest_lsn() -> None:
     burst = [record("products", {**PRODUCT_ROW, "stock": n}, 100 + n, offset=n) for n in range(5)]
     burst.insert(0, record("products", {**PRODUCT_ROW, "stock": 99}, 50, offset=9))  # older
-    (action,) = plan_products(changes(*burst), "products").actions
-    assert action.body["script"]["params"]["product"]["lsn"] == 104
-    assert action.body["script"]["params"]["product"]["fields"]["stock"] == 4
+    (merge,) = plan_products(changes(*burst)).merges
+    assert merge.params["product"]["lsn"] == 104
+    assert merge.params["product"]["fields"]["stock"] == 4
 
 
 def test_product_delete_is_a_dead_marker() -> None:
     rec = record("products", PRODUCT_ROW, 200, op="d", deleted=True)
-    (action,) = plan_products(changes(rec), "products").actions
-    product = action.body["script"]["params"]["product"]
+    (merge,) = plan_products(changes(rec)).merges
+    product = merge.params["product"]
     assert product == {"lsn": 200, "live": False, "fields": None}
 
 
 def test_invalid_row_is_dead_lettered_not_raised() -> None:
     rec = record("products", {**PRODUCT_ROW, "price": "not a price"}, 100, offset=3)
-    planned = plan_products(changes(rec), "products")
-    assert not planned.actions
+    planned = plan_products(changes(rec))
+    assert not planned.merges
     (letter,) = planned.failures
     assert letter.where == "shop.public.products[0]@3" and "price" in letter.error
 
 
 def test_review_writes_versioned_doc_and_summary_merge() -> None:
-    planned = plan_reviews(changes(record("reviews", REVIEW_ROW, 300)), "reviews", "products")
-    review, product = planned.actions
+    planned = plan_reviews(changes(record("reviews", REVIEW_ROW, 300)), "reviews")
+    (review,) = planned.actions
     assert (review.op, review.version, review.index) == ("index", 300, "reviews")
     assert review.body["text"] == "Good" and review.body["live"] is True
-    assert (product.op, product.id) == ("update", "7")
-    assert product.body["script"]["params"]["reviews"] == {"70": [300, 4]}
-    assert product.body["script"]["params"]["product"] is None
+    (product,) = planned.merges
+    assert product.product_id == 7
+    assert product.params["reviews"] == {"70": [300, 4]}
+    assert product.params["product"] is None
 
 
 def test_review_delete_retracts_its_rating() -> None:
     rec = record("reviews", REVIEW_ROW, 400, op="d", deleted=True)
-    review, product = plan_reviews(changes(rec), "reviews", "products").actions
+    planned = plan_reviews(changes(rec), "reviews")
+    (review,), (product,) = planned.actions, planned.merges
     assert review.body == {"id": 70, "product_id": 7, "live": False}
     assert review.version == 400
-    assert product.body["script"]["params"]["reviews"] == {"70": [400, None]}
+    assert product.params["reviews"] == {"70": [400, None]}
 
 
 def test_reviews_of_one_product_share_one_merge() -> None:
@@ -114,11 +115,9 @@ def test_reviews_of_one_product_share_one_merge() -> None:
     planned = plan_reviews(
         changes(record("reviews", REVIEW_ROW, 300), record("reviews", other, 301)),
         "reviews",
-        "products",
     )
-    merges = [a for a in planned.actions if a.op == "update"]
-    assert len(merges) == 1
-    assert merges[0].body["script"]["params"]["reviews"] == {"70": [300, 4], "71": [301, 2]}
+    (merge,) = planned.merges
+    assert merge.params["reviews"] == {"70": [300, 4], "71": [301, 2]}
 
 
 def test_decode_splits_tombstones_and_malformed() -> None:
