@@ -57,6 +57,11 @@ def _register() -> None:
     app.command("generate")(generate)
     app.command("run")(run)
     app.command("stop")(stop)
+    app.command("worker")(worker)
+    app.command("search")(search)
+    app.add_typer(verify_app, name="verify")
+    app.add_typer(indexers_app, name="indexers")
+    app.add_typer(bench_app, name="bench")
     app.add_typer(dashboards_app, name="dashboards")
 
 
