@@ -86,6 +86,10 @@ def apply(
             fail(str(exc))
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 @app.command("list")
 def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
     """Connectors known to Kafka Connect, and the specs on disk."""
@@ -111,7 +115,7 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> Non
     print_table(
         "Connectors",
         ["name", "spec file", "deployed", "state"],
-        [[r["name"], r["spec"], r["deployed"], r["state"]] for r in rows],
+        [[r["name"], _yes(r["spec"]), _yes(r["deployed"]), r["state"]] for r in rows],
     )
 
 

@@ -83,14 +83,20 @@ class ConnectClient:
         except httpx.TransportError as exc:
             raise ConnectError(f"cannot reach Kafka Connect at {self.url}: {exc}") from exc
 
+    def plugins(self) -> list[str]:
+        return sorted(p["class"] for p in self.call("GET", "/connector-plugins"))
+
     def validate(self, spec: ConnectorSpec) -> list[FieldError]:
+        installed = self.plugins()
+        if spec.connector_class not in installed:
+            known = ", ".join(installed) or "none"
+            return [
+                FieldError(
+                    "connector.class", [f"no plugin {spec.connector_class} (installed: {known})"]
+                )
+            ]
         cls = spec.connector_class.rsplit(".", 1)[-1]
-        try:
-            result = self.call("PUT", f"/connector-plugins/{cls}/config/validate", json=spec.config)
-        except ConnectError as exc:
-            if "404" in str(exc):
-                return [FieldError("connector.class", [f"no plugin {spec.connector_class}"])]
-            raise
+        result = self.call("PUT", f"/connector-plugins/{cls}/config/validate", json=spec.config)
         return validation_errors(result)
 
     def put(self, spec: ConnectorSpec) -> dict[str, Any]:

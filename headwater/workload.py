@@ -371,8 +371,11 @@ def generate(
         print_json(report.as_dict())
         return
     data = report.as_dict()
+    console.print(
+        f"wrote {data['total']} operations in {data['seconds']}s ({data['rate_per_s']}/s)"
+    )
     print_table(
-        f"Wrote {data['total']} operations in {data['seconds']}s ({data['rate_per_s']}/s)",
+        "Changes written",
         ["table", "action", "count"],
         [[r["table"], r["action"], r["count"]] for r in data["by_table"]],
     )
