@@ -32,7 +32,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
 from streams.dashboards.views import Dashboard, DashboardState, load_dashboards
 
@@ -44,8 +44,8 @@ _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 class UpdatesFeed:
     """Reads the updates topic from the beginning, forever, into a `DashboardState`."""
 
-    def __init__(self, settings: Settings, ds: DashboardSettings) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings, ds: DashboardSettings) -> None:
+        self.kafka = kafka
         self.ds = ds
         self.state = DashboardState(retention_s=ds.retention_s)
         self.caught_up = asyncio.Event()
@@ -81,7 +81,7 @@ class UpdatesFeed:
         event.set()
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
         await admin.start()
         try:
             topic = NewTopic(
@@ -111,7 +111,7 @@ class UpdatesFeed:
     async def _consume(self) -> None:
         await self._ensure_topic()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            bootstrap_servers=self.kafka.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -159,11 +159,11 @@ class UpdatesFeed:
             await consumer.stop()
 
 
-def router(settings: Settings, ds: DashboardSettings | None = None) -> APIRouter:
+def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRouter:
     """The dashboards routes, with a lifespan that runs the updates feed."""
     ds = ds or DashboardSettings()
     dashboards = load_dashboards(ds.definitions_dir)
-    feed = UpdatesFeed(settings, ds)
+    feed = UpdatesFeed(kafka, ds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

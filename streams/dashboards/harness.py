@@ -1,0 +1,189 @@
+"""Run the dashboards end to end on topics of their own: the benchmark and the tests use this.
+
+A `Sandbox` names a topic prefix, app id and updates topic nobody else uses, creates the source
+topics, starts and kills standalone dashboard workers (`python -m streams.dashboards.worker`) as
+child processes, and serves the dashboards API from a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from fastapi import FastAPI
+
+from headwater.settings import KafkaSettings
+from streams.dashboards.settings import DashboardSettings
+
+SOURCE_TABLES = ("orders", "order_items", "interactions", "products")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Sandbox:
+    kafka: KafkaSettings
+    work_dir: Path
+    prefix: str = field(default_factory=lambda: f"hwdash{uuid.uuid4().hex[:8]}")
+    partitions: int = 3
+    lateness_s: float = 120.0
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.kafka.bootstrap_servers, topic_prefix=self.prefix
+        )
+
+    @property
+    def dashboard_settings(self) -> DashboardSettings:
+        return DashboardSettings(
+            app_id=f"{self.prefix}-app",
+            updates_topic=f"{self.prefix}.dashboards.updates",
+            data_dir=self.work_dir / "state",
+            allowed_lateness_s=self.lateness_s,
+            heartbeat_s=2.0,
+        )
+
+    def env(self) -> dict[str, str]:
+        ds = self.dashboard_settings
+        env = dict(os.environ)
+        env.update(
+            HW_KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap_servers,
+            HW_KAFKA_TOPIC_PREFIX=self.prefix,
+            HW_DASHBOARDS_APP_ID=ds.app_id,
+            HW_DASHBOARDS_UPDATES_TOPIC=ds.updates_topic,
+            HW_DASHBOARDS_DATA_DIR=str(ds.data_dir),
+            HW_DASHBOARDS_ALLOWED_LATENESS_S=str(self.lateness_s),
+        )
+        return env
+
+    def topic(self, table: str) -> str:
+        return self.kafka_settings.cdc_topic(table)
+
+    def create_topics(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
+        futures = admin.create_topics(
+            [NewTopic(self.topic(t), self.partitions, 1) for t in SOURCE_TABLES]
+        )
+        for future in futures.values():
+            future.result(timeout=30)
+
+    def delete_topics(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
+        names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(self.prefix)]
+        if names:
+            for future in admin.delete_topics(names).values():
+                # Best effort: a leftover test topic harms nobody.
+                with contextlib.suppress(Exception):
+                    future.result(timeout=30)
+
+    def producer(self) -> Producer:
+        return Producer({"bootstrap.servers": self.kafka.bootstrap_servers, "linger.ms": 5})
+
+    def start_worker(self, log_name: str = "worker") -> subprocess.Popen[bytes]:
+        log = (self.work_dir / f"{log_name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.dashboards.worker"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(process)
+        return process
+
+    def kill_worker(self, process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                self.kill_worker(process, signal.SIGTERM)
+
+
+class ApiServer:
+    """The dashboards API, served by uvicorn from a thread, for the tests and the benchmark."""
+
+    def __init__(self, kafka: KafkaSettings, ds: DashboardSettings, app: FastAPI | None = None):
+        from api.dashboards import router
+
+        if app is None:
+            app = FastAPI(title="Headwater dashboards")
+            app.include_router(router(kafka, ds))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the dashboards API did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    def dashboard(self, name: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/dashboards/{name}", timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def stream(self, name: str, timeout: float = 60.0) -> Iterator[dict[str, Any]]:
+        """Snapshots from the live stream, as they arrive."""
+        url = f"{self.url}/dashboards/{name}/stream"
+        with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=timeout)) as response:
+            data: list[str] = []
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    yield json.loads("\n".join(data))
+                    data = []
+
+
+def panel(snapshot: dict[str, Any], panel_id: str) -> dict[str, Any]:
+    for item in snapshot["panels"]:
+        if item["id"] == panel_id:
+            return dict(item)
+    raise KeyError(panel_id)
+
+
+def wait_for(api: ApiServer, name: str, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
+    """Poll a dashboard until `predicate(snapshot)` holds; the last snapshot on timeout."""
+    deadline = time.monotonic() + timeout
+    snapshot = api.dashboard(name)
+    while not predicate(snapshot):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"dashboard {name} never matched; last: {json.dumps(snapshot)}")
+        time.sleep(0.25)
+        snapshot = api.dashboard(name)
+    return snapshot
