@@ -19,12 +19,14 @@ streams_settings = StreamsSettings()
 
 
 def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
+    datadir = streams.data_dir / f"worker-{streams.worker_index}"
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
         streams.app_id,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         # rocksdict backs the store when python-rocksdb is absent.
         store="rocksdb://",
-        datadir=str(streams.data_dir / f"worker-{streams.worker_index}"),
+        datadir=str(datadir),
         web_host=streams.web_host,
         web_port=streams.worker_port(),
         autodiscover=False,

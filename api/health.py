@@ -1,0 +1,58 @@
+"""Liveness and readiness: ready only when Kafka, Elasticsearch and every stream worker are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from confluent_kafka.admin import AdminClient
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+def live() -> dict[str, str]:
+    return {"status": "live"}
+
+
+def _kafka(bootstrap: str) -> str | None:
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+    except Exception as exc:
+        return f"kafka: {exc}"
+    return None
+
+
+def _elasticsearch(es: Any) -> str | None:
+    try:
+        health = es.cluster.health(timeout="2s").body
+    except Exception as exc:
+        return f"elasticsearch: {exc}"
+    return None if health.get("status") in ("green", "yellow") else "elasticsearch: red"
+
+
+def _worker(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError as exc:
+        return f"worker {url}: {exc}"
+    return None if response.status_code == 200 else f"worker {url}: not ready"
+
+
+@router.get("/ready")
+def ready(request: Request) -> JSONResponse:
+    state = request.app.state
+    streams = state.streams
+    problems = [
+        _kafka(state.kafka.bootstrap_servers),
+        _elasticsearch(state.es),
+        *(
+            _worker(f"http://{streams.web_host}:{streams.worker_port(i)}/ready/")
+            for i in range(state.api.workers)
+        ),
+    ]
+    failing = [p for p in problems if p]
+    body = {"status": "ready" if not failing else "not ready", "problems": failing}
+    return JSONResponse(body, status_code=200 if not failing else 503)
