@@ -62,6 +62,7 @@ def _register() -> None:
     app.add_typer(verify_app, name="verify")
     app.add_typer(indexers_app, name="indexers")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(batch_app, name="batch")
     app.add_typer(dashboards_app, name="dashboards")
 
 
