@@ -37,7 +37,7 @@ def _stack_errors() -> Iterator[None]:
         lines = tail(exc.log, 20)
         if lines:
             err_console.rule(f"last {len(lines)} lines of {exc.log.name}")
-            err_console.print("\n".join(lines), markup=False, highlight=False)
+            err_console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except StackError as exc:
         fail(str(exc))

@@ -104,13 +104,15 @@ class Stack:
         marker = self.services[name].marker
         return pid if marker in " ".join(procs.cmdline(pid)) else None
 
-    def probe(self, name: str) -> Probe:
-        return PROBES[name](self.settings, self.layout.kafka_home)
+    def probe(self, name: str, pid: int | None = None) -> Probe:
+        # Kafka's version comes from the jars of the running broker (its cwd is the Kafka home).
+        home = (procs.process_cwd(pid) if pid else None) or self.layout.kafka_home
+        return PROBES[name](self.settings, home)
 
     def status_of(self, name: str) -> ServiceStatus:
         service = self.services[name]
         pid = self.managed_pid(name)
-        probe = self.probe(name)
+        probe = self.probe(name, pid)
         state = evaluate(pid is not None, probe)
         return ServiceStatus(
             service=name,
