@@ -26,6 +26,7 @@ STOP_TIMEOUT_S = 30.0
 START_GRACE_S = 15.0
 # The programs a sweep after `down` may kill: only our servers, never a `tail -f` of a log.
 SERVER_EXECUTABLES = frozenset({"java", "postgres", "server-launcher"})
+OPEN_FILES = 65535
 
 
 class ServiceFailed(StackError):
@@ -50,6 +51,18 @@ class UpReport:
     already_healthy: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES) -> None:
+    """Let the servers we start hold many files (Elasticsearch warns below 65535)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if system.is_root() and hard != resource.RLIM_INFINITY and hard < wanted:
+        hard = wanted
+    target = hard if hard == resource.RLIM_INFINITY else min(max(soft, wanted), hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def child_env(
@@ -488,6 +501,13 @@ def wait_healthy(
                 on_update(name, "healthy")
                 del pending[name]
                 continue
+            if "authentication failed" in probe.detail:
+                raise ServiceFailed(
+                    name,
+                    f"{probe.detail}; the data directory {stack.layout.postgres_data} was "
+                    "initialised with another HW_PG_PASSWORD (or HW_PG_USER)",
+                    stack.layout.log_file(name),
+                )
             died = stack._died(start)
             if died:
                 raise ServiceFailed(name, died, stack.layout.log_file(name))
@@ -507,6 +527,7 @@ def wait_healthy(
 def up(stack: Stack, on_update: Callable[[str, str], None]) -> UpReport:
     """Start what is not running, in order, and wait until everything is healthy."""
     stack.check_installed()
+    raise_open_files_limit()  # inherited by every server started below
     report = UpReport()
     deadline = time.monotonic() + stack.settings.stack.up_timeout_s
 
