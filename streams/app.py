@@ -8,6 +8,8 @@ when a record counts as done by when it acks it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import faust
 
 from headwater.settings import ElasticsearchSettings, KafkaSettings
@@ -41,16 +43,17 @@ def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
 
 
 app = create_app(kafka_settings, streams_settings)
+# Capabilities add a check here when they need more than a running consumer to be ready.
+readiness: list[Callable[[], bool]] = []
 
 
 @app.page("/ready/")
 async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-    """Ready once started and not rebalancing: partitions are assigned and being consumed."""
-    started = app.started if hasattr(app, "started") else True
-    is_ready = bool(started) and not app.rebalancing
+    """Ready once not rebalancing (partitions assigned and consumed) and every check passes."""
+    is_ready = not app.rebalancing and all(check() for check in readiness)
     return view.json({"ready": is_ready}, status=200 if is_ready else 503)
 
 
 # Agent modules register on `app` when imported.
+import streams.dashboards.main  # noqa: E402
 import streams.search.agents  # noqa: E402, F401
-import streams.dashboards.main  # noqa: E402, F401

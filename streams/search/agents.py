@@ -23,7 +23,7 @@ from headwater.resilience import DeadLetter
 from indexers.bulk import AsyncBulkWriter
 from indexers.catalog import async_client, ensure_index_async, spec
 from indexers.merge import AsyncProductMerger
-from streams.app import app, es_settings, kafka_settings, streams_settings
+from streams.app import app, es_settings, kafka_settings, readiness, streams_settings
 from streams.common import Record, dead_letter_batches, decode_records
 from streams.search.logic import Change, Planned, plan_products, plan_reviews
 
@@ -46,6 +46,10 @@ class Counters:
 
 counters = Counters()
 _state: dict[str, Any] = {}
+
+
+# Ready once both indexes exist behind their aliases.
+readiness.append(lambda: "writer" in _state)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

@@ -1,0 +1,243 @@
+"""Search indexing on the real stack: the shop database, Debezium, Kafka, a worker, Elasticsearch.
+
+Each module run starts its own worker (own consumer group, own index prefix, own web port), so
+it reads the change topics from the beginning into indexes nobody else writes, and every check
+is `verify`: the whole source table equals the whole index, polled up to a bounded wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from headwater.settings import PROJECT_ROOT, Settings
+from indexers.catalog import client, current_index, spec
+from indexers.reindex import reindex
+from indexers.search import search
+from indexers.verify import Report, verify
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+WAIT_S = 60.0
+
+
+class Worker:
+    def __init__(self, tmp: Path) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.prefix = f"t-{suffix}-"
+        self.port = 6200 + int(suffix[:4], 16) % 500
+        self.env = {
+            **os.environ,
+            "HW_STREAMS_APP_ID": f"hw-test-search-{suffix}",
+            "HW_STREAMS_INDEX_PREFIX": self.prefix,
+            "HW_STREAMS_WEB_PORT": str(self.port),
+            "HW_STREAMS_DATA_DIR": str(tmp / "streams"),
+        }
+        self.log = tmp / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.worker", "0"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"worker exited; see {self.log}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/ready/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in 90 s; see {self.log}")
+
+    def stats(self) -> dict[str, int]:
+        response = httpx.get(f"http://127.0.0.1:{self.port}/search/stats/", timeout=2)
+        stats: dict[str, int] = response.json()
+        return stats
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    running = Worker(tmp_path_factory.mktemp("search-worker"))
+    running.start()
+    yield running
+    running.stop()
+    es = client(stack.elasticsearch)
+    es.indices.delete(index=f"{running.prefix}*", allow_no_indices=True)
+    for name in ("products", "reviews"):
+        es.indices.delete_index_template(name=f"{running.prefix}{name}", ignore_unavailable=True)
+
+
+@pytest.fixture
+def db(stack: Settings) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(stack.postgres.dsn(), autocommit=True) as conn:
+        yield conn
+
+
+def converged(settings: Settings, worker: Worker, *tables: str) -> list[Report]:
+    es = client(settings.elasticsearch)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        reports = [
+            verify(settings, es, t, worker.prefix) for t in tables or ("products", "reviews")
+        ]
+        if all(r.ok for r in reports):
+            return reports
+        if time.monotonic() > deadline:
+            details = [(r.table, r.source_count, r.index_count, r.mismatches[:5]) for r in reports]
+            raise AssertionError(f"index != source after {WAIT_S}s: {details}")
+        time.sleep(0.5)
+
+
+def new_product(db: psycopg.Connection[Any], **overrides: Any) -> int:
+    values = {
+        "sku": f"test-{uuid.uuid4().hex[:12]}",
+        "name": "Test lantern",
+        "description": "A lantern for the integration tests",
+        "category": "outdoor",
+        "brand": "Acme",
+        "price": "19.99",
+        "stock": 5,
+        **overrides,
+    }
+    columns = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    row = db.execute(
+        f"INSERT INTO products ({columns}) VALUES ({marks}) RETURNING id", list(values.values())
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def any_customer(db: psycopg.Connection[Any]) -> int:
+    row = db.execute("SELECT id FROM customers ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        row = db.execute(
+            "INSERT INTO customers (email, full_name, country) VALUES (%s, 'T', 'NL') RETURNING id",
+            [f"{uuid.uuid4().hex}@example.com"],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_catches_up_with_the_whole_topic(stack: Settings, worker: Worker) -> None:
+    converged(stack, worker)
+
+
+def test_insert_update_delete(stack: Settings, worker: Worker, db: psycopg.Connection[Any]) -> None:
+    product = new_product(db, name="Glacier lantern")
+    customer = any_customer(db)
+    review = db.execute(
+        "INSERT INTO reviews (product_id, customer_id, rating, body) "
+        "VALUES (%s, %s, 2, 'too dim') RETURNING id",
+        [product, customer],
+    ).fetchone()
+    assert review is not None
+    converged(stack, worker)
+    es = client(stack.elasticsearch)
+    doc = es.get(index=spec("products", worker.prefix).alias, id=str(product)).body["_source"]
+    assert (doc["review_count"], doc["rating_avg"]) == (1, 2.0)
+
+    db.execute("UPDATE products SET price = 24.50, stock = 0 WHERE id = %s", [product])
+    db.execute("UPDATE reviews SET rating = 5, body = 'bright after all' WHERE id = %s", review)
+    converged(stack, worker)
+    hits = search(es, spec("products", worker.prefix).alias, "products", "glacier")["hits"]
+    assert [h["source"]["rating_avg"] for h in hits if h["id"] == str(product)] == [5.0]
+
+    db.execute("DELETE FROM reviews WHERE id = %s", review)
+    converged(stack, worker)
+    db.execute("DELETE FROM products WHERE id = %s", [product])
+    converged(stack, worker)
+
+
+def test_burst_of_updates_to_one_row(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    product = new_product(db)
+    for stock in range(300):
+        db.execute("UPDATE products SET stock = %s WHERE id = %s", [stock, product])
+    converged(stack, worker, "products")
+
+
+def test_deleted_and_reinserted_with_the_same_key(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    product = new_product(db, name="Phoenix kettle")
+    db.execute("DELETE FROM products WHERE id = %s", [product])
+    new_product(db, id=product, name="Phoenix kettle, reborn")
+    converged(stack, worker, "products")
+    es = client(stack.elasticsearch)
+    doc = es.get(index=spec("products", worker.prefix).alias, id=str(product)).body["_source"]
+    assert doc["name"] == "Phoenix kettle, reborn" and doc["live"] is True
+
+
+def test_malformed_message_does_not_stop_the_worker(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    before = worker.stats()["malformed"]
+    producer = Producer({"bootstrap.servers": stack.kafka.bootstrap_servers})
+    topic = stack.kafka.cdc_topic("products")
+    producer.produce(topic, key=b'{"id": -1}', value=b"{not json")
+    producer.produce(topic, key=b'{"id": -2}', value=json.dumps({"__op": "u"}).encode())
+    producer.flush(10)
+    new_product(db, name="After the garbage")
+    converged(stack, worker, "products")
+    assert worker.proc is not None and worker.proc.poll() is None
+    assert worker.stats()["malformed"] >= before + 2
+
+
+def test_killed_mid_burst_and_restarted(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    products = [new_product(db) for _ in range(20)]
+    for round_ in range(15):
+        for product in products:
+            db.execute("UPDATE products SET stock = %s WHERE id = %s", [round_, product])
+        if round_ == 5:
+            worker.stop(signal.SIGKILL)
+    for product in products[::2]:
+        db.execute("DELETE FROM products WHERE id = %s", [product])
+    worker.start()
+    converged(stack, worker)
+
+
+def test_reindex_swaps_the_alias_and_keeps_answering(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    es = client(stack.elasticsearch)
+    index = spec("products", worker.prefix)
+    before = current_index(es, index)
+    new_product(db, name="Reindexed compass")
+    result = reindex(stack, es, index)
+    assert result.old_index == before and current_index(es, index) == result.new_index
+    assert search(es, index.alias, "products", "")["total"] > 0
+    new_product(db, name="Written after the swap")
+    converged(stack, worker, "products")
