@@ -47,6 +47,8 @@ class Sandbox:
     prefix: str = field(default_factory=lambda: f"hwdash{uuid.uuid4().hex[:8]}")
     partitions: int = 3
     lateness_s: float = 120.0
+    # Read another prefix's source topics (e.g. the shop's real ones) under a name of our own.
+    name: str = ""
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -58,8 +60,8 @@ class Sandbox:
     @property
     def dashboard_settings(self) -> DashboardSettings:
         return DashboardSettings(
-            app_id=f"{self.prefix}-app",
-            updates_topic=f"{self.prefix}.dashboards.updates",
+            app_id=f"{self.name or self.prefix}-app",
+            updates_topic=f"{self.name or self.prefix}.dashboards.updates",
             data_dir=self.work_dir / "state",
             allowed_lateness_s=self.lateness_s,
             heartbeat_s=2.0,
@@ -90,6 +92,8 @@ class Sandbox:
             future.result(timeout=30)
 
     def delete_topics(self) -> None:
+        if self.name:
+            return  # the source topics are borrowed (see `name`): never ours to delete
         admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
         names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(self.prefix)]
         if names:
@@ -102,14 +106,14 @@ class Sandbox:
         return Producer({"bootstrap.servers": self.kafka.bootstrap_servers, "linger.ms": 5})
 
     def start_worker(self, log_name: str = "worker") -> subprocess.Popen[bytes]:
-        log = (self.work_dir / f"{log_name}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.dashboards.worker"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.work_dir / f"{log_name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.dashboards.worker"],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.workers.append(process)
         return process
 
