@@ -21,3 +21,23 @@ def freshness(
     from indexers.freshness import run_freshness
 
     run_freshness(settings_of(ctx), rate, duration, find_max)
+
+
+@app.command("dashboards")
+def dashboards(
+    ctx: typer.Context,
+    events: int = typer.Option(200_000, "--events", help="Events one worker aggregates."),
+    probes: int = typer.Option(200, "--probes", help="Single orders timed end to end."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Event-to-live-stream latency (p50/p95/p99) and one dashboards worker's events/s."""
+    from headwater.cli import settings_of
+    from headwater.console import print_json, print_table
+    from streams.dashboards.bench import report_lines, run
+
+    settings = settings_of(ctx)
+    result = run(settings.kafka, settings.stack.data_dir / "bench" / "dashboards", events, probes)
+    if as_json:
+        print_json(result)
+    else:
+        print_table("Dashboards benchmark", ["measure", "value"], report_lines(result))
