@@ -1,4 +1,4 @@
-"""The `bench` command group: measured runs against the real stack; results under .headwater/bench/."""
+"""The `bench` command group: measured runs on the real stack, saved under .headwater/bench/."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def freshness(
 ) -> None:
     """Commit-to-searchable latency of product changes, and the highest rate keeping p95 < 1 s."""
     from headwater.cli import settings_of
-    from indexers.freshness import run_freshness
+    from streams.search.bench import run_freshness
 
     run_freshness(settings_of(ctx), rate, duration, find_max)
 

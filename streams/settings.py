@@ -17,7 +17,7 @@ class StreamsSettings(_Component):
     web_host: str = "127.0.0.1"
     # Worker N (0-based) serves its web endpoints on web_port + N and keeps its local state in
     # data_dir/worker-N; `headwater worker --workers N` sets worker_index for each process.
-    web_port: int = 6066
+    web_port: int = 6180
     worker_index: int = 0
     data_dir: Path = PROJECT_ROOT / ".headwater" / "streams"
     # A bulk request is sent when this many changes are buffered or this much time has passed,
