@@ -294,7 +294,10 @@ def seed(produce: Producer) -> None:
 
 def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     with io.connect(settings) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in STAR}
+        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in STAR}
+        # Offsets without the run that wrote them: a run that reads nothing new keeps them.
+        tables["batch_offsets"] = [r[:4] for r in tables["batch_offsets"]]
+        return tables
 
 
 def test_load_is_incremental_idempotent_and_scd2(
