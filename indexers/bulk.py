@@ -68,6 +68,8 @@ class BulkResult:
     stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     conflicts: list[Action] = field(default_factory=list)
+    # Each written action with its response item (`_seq_no`, `_primary_term`, ...).
+    acknowledged: list[tuple[Action, dict[str, Any]]] = field(default_factory=list)
     requests: int = 0
 
     def add(self, other: BulkResult) -> None:
@@ -75,6 +77,7 @@ class BulkResult:
         self.stale += other.stale
         self.rejected.extend(other.rejected)
         self.conflicts.extend(other.conflicts)
+        self.acknowledged.extend(other.acknowledged)
         self.requests += other.requests
 
 
@@ -119,6 +122,7 @@ def _sort(
         outcome, reason = classify(action, item)
         if outcome is Outcome.WRITTEN:
             result.written += 1
+            result.acknowledged.append((action, item))
         elif outcome is Outcome.STALE:
             result.stale += 1
         elif outcome is Outcome.RETRY:

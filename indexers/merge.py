@@ -6,6 +6,13 @@ product document, so each write is a read-modify-write: `mget` the current docum
 with `if_seq_no`/`if_primary_term` (or `create` if there was none) and, for the documents whose
 write lost a race, read and merge again. Because the merge is idempotent and ordered per
 component by LSN, retrying never double-counts and never goes back in time.
+
+The merger remembers what it last wrote (document, `_seq_no`, `_primary_term`) for the most
+recently written products and merges into that instead of reading: in the common case (one
+writer per product) the compare-and-set succeeds and a batch costs one request. If anyone else
+wrote meanwhile, the compare-and-set fails, the entry is dropped and the document is read.
+Entries are keyed by the concrete index behind the alias, resolved per batch, so after a
+`reindex` swap the new index's documents are read, never assumed.
 """
 
 from __future__ import annotations
@@ -94,9 +101,34 @@ def plan_writes(
 
 
 class AsyncProductMerger:
-    def __init__(self, es: AsyncElasticsearch, writer: AsyncBulkWriter) -> None:
+    def __init__(
+        self, es: AsyncElasticsearch, writer: AsyncBulkWriter, cache_size: int = 50_000
+    ) -> None:
         self.es = es
         self.writer = writer
+        self.cache_size = cache_size
+        self._known: dict[tuple[str, int], dict[str, Any]] = {}
+
+    async def _concrete(self, index: str) -> str:
+        try:
+            names = list((await self.es.indices.get_alias(name=index)).body)
+        except (TransportConnectionError, ConnectionTimeout, ApiError):
+            return index
+        return names[0] if len(names) == 1 else index
+
+    def _remember(self, result: BulkResult) -> None:
+        for action, item in result.acknowledged:
+            if "_seq_no" not in item:
+                continue
+            key = (item["_index"], int(action.id))
+            self._known.pop(key, None)
+            self._known[key] = {
+                "_source": action.body,
+                "_seq_no": item["_seq_no"],
+                "_primary_term": item["_primary_term"],
+            }
+        while len(self._known) > self.cache_size:
+            del self._known[next(iter(self._known))]
 
     async def _current(self, index: str, ids: list[int]) -> dict[int, dict[str, Any]]:
         attempt = 0
@@ -115,12 +147,24 @@ class AsyncProductMerger:
     async def merge(self, index: str, requests: Iterable[MergeRequest]) -> BulkResult:
         total = BulkResult()
         pending = combine(requests)
+        concrete = await self._concrete(index) if pending else index
         while pending:
-            found = await self._current(index, list(pending))
+            found = {
+                pid: self._known[(concrete, pid)]
+                for pid in pending
+                if (concrete, pid) in self._known
+            }
+            unknown = [pid for pid in pending if pid not in found]
+            if unknown:
+                found.update(await self._current(index, unknown))
             actions, unchanged = plan_writes(index, pending, found)
             total.stale += unchanged
             result = await self.writer.write(actions)
+            self._remember(result)
             conflicts, result.conflicts = result.conflicts, []
+            result.acknowledged = []
             total.add(result)
+            for action in conflicts:
+                self._known.pop((concrete, int(action.id)), None)
             pending = {int(a.id): pending[int(a.id)] for a in conflicts}
         return total
