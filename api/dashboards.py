@@ -119,12 +119,9 @@ class UpdatesFeed:
         )
         await consumer.start()
         try:
-            partitions = None
-            while not partitions:
-                partitions = await consumer.partitions_for_topic(self.ds.updates_topic)
-                if not partitions:
-                    await asyncio.sleep(0.5)
-            tps = [TopicPartition(self.ds.updates_topic, p) for p in sorted(partitions)]
+            # `_ensure_topic` made it (or the workers did) with this many partitions.
+            partitions = range(self.ds.updates_partitions)
+            tps = [TopicPartition(self.ds.updates_topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

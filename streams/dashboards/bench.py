@@ -96,11 +96,14 @@ def _worker_rate(box: Sandbox, total: int) -> tuple[float, float]:
     deadline = time.monotonic() + 300
     while sum(events.values()) < total and time.monotonic() < deadline:
         for message in consumer.consume(5000, 0.2):
-            if message.error() is not None:
-                if message.error().code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise RuntimeError(str(message.error()))
+            error, value = message.error(), message.value()
+            if error is not None:
+                if error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise RuntimeError(str(error))
                 continue
-            update = json.loads(message.value())
+            if value is None:
+                continue
+            update = json.loads(value)
             if update.get("type") == "progress":
                 now = time.perf_counter()
                 first = first or now

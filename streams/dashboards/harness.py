@@ -77,6 +77,7 @@ class Sandbox:
             HW_DASHBOARDS_UPDATES_TOPIC=ds.updates_topic,
             HW_DASHBOARDS_DATA_DIR=str(ds.data_dir),
             HW_DASHBOARDS_ALLOWED_LATENESS_S=str(self.lateness_s),
+            HW_DASHBOARDS_WEB_PORT=str(free_port()),
         )
         return env
 

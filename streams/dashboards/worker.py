@@ -38,8 +38,11 @@ def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
 
 
 def main() -> None:
-    app = create_app(KafkaSettings(), DashboardSettings())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "info", *sys.argv[1:]]
+    ds = DashboardSettings()
+    app = create_app(KafkaSettings(), ds)
+    # Faust binds its web port even with the web views off; give it one of our own.
+    argv = ["worker", "--loglevel", "info", "--web-port", str(ds.web_port)]
+    sys.argv = [sys.argv[0], *argv, *sys.argv[1:]]
     app.main()
 
 
