@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
+from api.settings import ApiSettings
 from headwater.console import console, fail, print_table
 from headwater.settings import Settings
 
@@ -36,14 +38,46 @@ def _headwater(*args: str) -> list[str]:
     return [sys.executable, "-m", "headwater", *args]
 
 
-def app_processes(workload_rate: float) -> list[AppProcess]:
-    # A trickle of changes keeps the dashboards and indexes moving after the first burst.
+def app_processes(api_host: str, api_port: int) -> list[AppProcess]:
     return [
+        AppProcess("worker", _headwater("worker", "--workers", "1")),
         AppProcess(
-            "workload",
-            _headwater("generate", "--rate", str(workload_rate), "--total", "1000000", "--json"),
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                api_host,
+                "--port",
+                str(api_port),
+            ],
         ),
     ]
+
+
+def trickle_process(rate: float) -> AppProcess:
+    # A trickle of changes keeps the dashboards and indexes moving after the first burst.
+    return AppProcess(
+        "workload", _headwater("generate", "--rate", str(rate), "--total", "100000000", "--json")
+    )
+
+
+def wait_ready(url: str, timeout_s: float) -> bool:
+    """Poll the API's readiness (Kafka, Elasticsearch and the workers) until it answers 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    return False
 
 
 def _alive(pid_file: Path) -> int | None:
@@ -108,8 +142,17 @@ def run(
     _step("schema", ["db", "migrate"])
     _step("connectors", ["connectors", "apply"])
     console.rule("[bold]workers and API")
-    pids = {p.name: start(p, settings) for p in app_processes(trickle)}
+    api = ApiSettings()
+    pids = {p.name: start(p, settings) for p in app_processes(api.host, api.port)}
+    with console.status("waiting for the workers and the API to be ready"):
+        if not wait_ready(api.url, timeout_s=180):
+            logs = settings.stack.data_dir / "logs"
+            fail(
+                f"workers or API not ready after 180s; see {logs / 'worker.log'} "
+                f"and {logs / 'api.log'}"
+            )
     _step("sample workload", ["generate", "--rate", str(rate), "--total", str(burst)])
+    pids["workload"] = start(trickle_process(trickle), settings)
     logs = settings.stack.data_dir / "logs"
     print_table(
         "Headwater is running",
@@ -122,6 +165,9 @@ def run(
             ["Kafka", settings.kafka.bootstrap_servers],
             ["Kafka Connect (Debezium source: shop-source)", settings.connect.url],
             ["Elasticsearch", settings.elasticsearch.url],
+            ["Search API (OpenAPI at /docs)", f"{api.url}/search?q=kettle"],
+            ["Dashboards (live page)", f"{api.url}/"],
+            ["Check the index against the source", "headwater verify search"],
             *[[f"{name} (pid {pid})", str(logs / f"{name}.log")] for name, pid in pids.items()],
             ["service status", "headwater stack status"],
             ["stop everything", "headwater stop && headwater stack down"],
