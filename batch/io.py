@@ -48,7 +48,7 @@ def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         # Serialises concurrent first runs creating the same tables.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('headwater.batch.schema'))")
-        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
 
 
 def stored_offsets(conn: psycopg.Connection[Any], job: str) -> Offsets:
@@ -126,7 +126,7 @@ def query_frame(
     schema: str,
 ) -> DataFrame:
     """A small query's result as a Spark DataFrame (context rows the transformations need)."""
-    rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+    rows = conn.execute(sql, params).fetchall()
     return spark.createDataFrame(rows, schema)
 
 
@@ -143,7 +143,7 @@ def copy_arrow(cur: psycopg.Cursor[Any], table: str, data: pa.Table) -> int:
     buffer = io.BytesIO()
     pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False))
     columns = ", ".join(f'"{c}"' for c in data.column_names)
-    with cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:  # type: ignore[arg-type]
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
         view = buffer.getbuffer()
         step = 1 << 20
         for start in range(0, len(view), step):

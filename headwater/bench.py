@@ -41,3 +41,16 @@ def dashboards(
         print_json(result)
     else:
         print_table("Dashboards benchmark", ["measure", "value"], report_lines(result))
+
+
+@app.command("batch")
+def batch(
+    ctx: typer.Context,
+    lines: int = typer.Option(1_000_000, "--lines", help="Order lines to load."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Warehouse load rows/s end to end, Spark start-up, and COPY of the same rows as reference."""
+    from batch.bench import bench_batch_command
+    from headwater.cli import settings_of
+
+    bench_batch_command(settings_of(ctx), lines, as_json)

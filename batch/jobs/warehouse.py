@@ -195,16 +195,28 @@ def transform(ex: Extracted, window: Window) -> Transformed:
 
 def materialize(tf: Transformed, window: Window) -> Materialized:
     """Run the Spark plans once, into Arrow tables the load copies and the suites validate."""
-    tables = {
-        "dim_customer": io.to_arrow(tf.dim_customer),
-        "dim_product": io.to_arrow(tf.dim_product),
-        "deleted_products": io.to_arrow(tf.deleted_products),
-        "dim_date": io.to_arrow(tf.dim_date),
-        "state_orders": io.to_arrow(tf.orders),
-        "deleted_orders": io.to_arrow(tf.deleted_orders),
-        "fact_order_line": io.to_arrow(tf.facts),
-        "deleted_items": io.to_arrow(tf.deleted_items),
+    frames = {
+        "dim_customer": tf.dim_customer,
+        "dim_product": tf.dim_product,
+        "deleted_products": tf.deleted_products,
+        "state_orders": tf.orders,
+        "deleted_orders": tf.deleted_orders,
+        "fact_order_line": tf.facts,
+        "deleted_items": tf.deleted_items,
     }
+    tables: dict[str, pa.Table] = {}
+    for name, df in frames.items():
+        began = time.perf_counter()
+        tables[name] = io.to_arrow(df)
+        log.info("%s: %d rows in %.1fs", name, tables[name].num_rows, time.perf_counter() - began)
+    # The calendar comes from the facts already on the driver, not from a second Spark pass.
+    tables["dim_date"] = io.to_arrow(
+        tf.facts.sparkSession.createDataFrame(
+            tables["fact_order_line"].select(["ordered_at"]).to_pandas().drop_duplicates()
+        )
+        .select(F.col("ordered_at").alias("date"))
+        .transform(t.transform_dim_date)
+    )
     # The source's view: each live item of the window should become exactly one line.
     counts = {
         "fact_order_line": tables["fact_order_line"].num_rows,
@@ -309,9 +321,9 @@ def load(
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('headwater.batch.warehouse'))")
         rows: dict[str, int] = {}
         for name, columns in _STAGING.items():
-            cur.execute(f"CREATE TEMP TABLE tmp_{name} ({columns}) ON COMMIT DROP")  # type: ignore[arg-type]
+            cur.execute(f"CREATE TEMP TABLE tmp_{name} ({columns}) ON COMMIT DROP")
             rows[name] = io.copy_arrow(cur, f"tmp_{name}", m.tables[name])
-        cur.execute(_MERGE_DIMS)  # type: ignore[arg-type]
+        cur.execute(_MERGE_DIMS)
         frames = _frames(conn, m)
         verdict = runner.validate(
             frames,
@@ -333,7 +345,7 @@ def load(
         if window.backfill:
             low, high = window.bounds()
             cur.execute("DELETE FROM fact_order_line WHERE date_key BETWEEN %s AND %s", (low, high))
-        cur.execute(_MERGE_FACTS)  # type: ignore[arg-type]
+        cur.execute(_MERGE_FACTS)
         loaded = {k: v for k, v in rows.items() if not k.startswith("deleted_")}
         offsets = {} if window.backfill else end
         run_id = io.record_run(

@@ -399,6 +399,12 @@ def test_poisoned_batch_fails_and_leaves_the_warehouse_untouched(
     assert last == ("failed", "failed")
 
 
+def _one(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
 def _wait_for(check: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -416,19 +422,19 @@ def test_shop_changes_reach_the_warehouse(
         if shop.execute("SELECT to_regclass('public.order_items')").fetchone() == (None,):
             pytest.fail("the shop schema is missing: run `headwater db migrate`")
         tag = uuid.uuid4().hex[:8]
-        (cid,) = shop.execute(
+        (cid,) = _one(
+            shop,
             "INSERT INTO customers (email, full_name, country) VALUES "
             "(%s, 'Batch Test', 'FR') RETURNING id",
             (f"{tag}@b.test",),
-        ).fetchone()
-        (pid,) = shop.execute(
+        )
+        (pid,) = _one(
+            shop,
             "INSERT INTO products (sku, name, category, brand, price) VALUES "
             "(%s, 'thing', 'c', 'b', 3.25) RETURNING id",
             (tag,),
-        ).fetchone()
-        (oid,) = shop.execute(
-            "INSERT INTO orders (customer_id) VALUES (%s) RETURNING id", (cid,)
-        ).fetchone()
+        )
+        (oid,) = _one(shop, "INSERT INTO orders (customer_id) VALUES (%s) RETURNING id", (cid,))
         shop.execute(
             "INSERT INTO order_items (order_id, product_id, quantity, unit_price) "
             "VALUES (%s, %s, 2, 3.25)",

@@ -114,7 +114,12 @@ def test_decode_accepts_string_deleted_flag_without_op_d(raw_rows: RawRows) -> N
 
 
 def test_latest_state_honours_order_and_deletes(raw_rows: RawRows) -> None:
-    item = {"order_id": 1, "product_id": 1, "quantity": 1, "created_at": "2026-01-01T00:00:00Z"}
+    item: dict[str, Any] = {
+        "order_id": 1,
+        "product_id": 1,
+        "quantity": 1,
+        "created_at": "2026-01-01T00:00:00Z",
+    }
     raw = raw_rows(
         [
             event("c", 1, id=1, unit_price="1.00", **item),
@@ -231,7 +236,7 @@ def test_dim_customer_is_idempotent(spark: SparkSession, raw_rows: RawRows) -> N
 
 
 def test_dim_product_keeps_live_latest(raw_rows: RawRows) -> None:
-    product = {
+    product: dict[str, Any] = {
         "sku": "S",
         "name": "N",
         "category": "C",
