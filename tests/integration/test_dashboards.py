@@ -72,7 +72,13 @@ def test_orders_aggregate_retract_drop_late_and_survive_a_restart(sandbox: Sandb
         assert _value(sales, "revenue_this_minute") == 125.0
         assert _value(sales, "revenue_last_15m") == 125.0
         assert _value(sales, "avg_order_value_15m") == 25.0
-        engagement = wait_for(api, "engagement", lambda s: _value(s, "active_users_5m") == 4.0)
+        engagement = wait_for(
+            api,
+            "engagement",
+            lambda s: (
+                (_value(s, "active_users_5m"), _value(s, "page_views_this_minute")) == (4.0, 30.0)
+            ),
+        )
         assert _value(engagement, "page_views_this_minute") == 30.0
 
         # Cancel one order (and update it again with a stale LSN, which must change nothing),
@@ -98,7 +104,12 @@ def test_orders_aggregate_retract_drop_late_and_survive_a_restart(sandbox: Sandb
         send("orders", synthetic.order(6, lsn=next(lsn), at=now, total="25.00"))
         producer.flush()
         after = wait_for(
-            api, "sales", lambda s: _value(s, "orders_this_minute") == 5.0, timeout=120
+            api,
+            "sales",
+            lambda s: (
+                (_value(s, "orders_this_minute"), _value(s, "revenue_this_minute")) == (5.0, 125.0)
+            ),
+            timeout=120,
         )
         assert _value(after, "revenue_this_minute") == 125.0
         assert _value(after, "dropped_late") == before["dropped_late"]
