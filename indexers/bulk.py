@@ -153,8 +153,12 @@ class AsyncBulkWriter:
         es: AsyncElasticsearch,
         policy: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        require_alias: bool = True,
     ) -> None:
         self.es = es
+        # Workers only ever write through aliases: a missing alias must not auto-create an
+        # index with guessed mappings. Reindex writes to the new concrete index.
+        self.require_alias = require_alias
         # The attempt count is ours to keep (we never give up: giving up would mean committing
         # offsets of unwritten changes), so only the delays come from the policy.
         self.policy = policy or RetryPolicy(initial_s=0.1, max_s=5.0)
@@ -167,7 +171,9 @@ class AsyncBulkWriter:
         while pending:
             try:
                 self.breaker.before_call()
-                response = await self.es.bulk(operations=operations(pending), require_alias=True)
+                response = await self.es.bulk(
+                    operations=operations(pending), require_alias=self.require_alias
+                )
             except CircuitOpen as exc:
                 await asyncio.sleep(exc.retry_after_s)
                 continue

@@ -80,7 +80,7 @@ def _merge(settings: Settings, index: str, requests: list[MergeRequest]) -> None
     async def go() -> None:
         es = async_client(settings.elasticsearch, timeout_s=120)
         try:
-            merger = AsyncProductMerger(es, AsyncBulkWriter(es))
+            merger = AsyncProductMerger(es, AsyncBulkWriter(es, require_alias=False))
             for start in range(0, len(requests), 1000):
                 await merger.merge(index, requests[start : start + 1000])
         finally:
