@@ -112,6 +112,8 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
             out.append((f"w|{table_name}|{metric}|{partition}|{start}", _encode(record)))
         return out
 
+    declared: list[bool] = []  # the updates topic, once per process
+
     async def consume(stream: StreamT, name: str, handle: Handler) -> None:
         """The shared loop: micro-batch, per partition decode/handle/fold/write, publish."""
         async for events in cast(faust.Stream, stream).take_events(ds.batch_max, ds.batch_within_s):
@@ -143,7 +145,9 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
                 outgoing.append((f"p|{name}|{partition}", _encode(record)))
             for event, error in failed:
                 await dead_letter(event, error, f"dashboards.{name}")
-            await topics.updates.maybe_declare()  # once; Faust remembers it is declared
+            if not declared:
+                await topics.updates.maybe_declare()
+                declared.append(True)
             for key, value in outgoing:
                 await topics.updates.send(key=key.encode(), value=value)
 
