@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import health, search
+from api import dashboards, health, search
 from api.settings import ApiSettings
 from headwater.settings import ElasticsearchSettings, KafkaSettings, Settings
 from indexers.catalog import client
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(search.router)
     app.include_router(health.router)
+    app.include_router(dashboards.router(kafka))
     return app

@@ -166,7 +166,7 @@ def run(
             ["Kafka Connect (Debezium source: shop-source)", settings.connect.url],
             ["Elasticsearch", settings.elasticsearch.url],
             ["Search API (OpenAPI at /docs)", f"{api.url}/search?q=kettle"],
-            ["Dashboards (live page)", f"{api.url}/"],
+            ["Dashboards (live page)", f"{api.url}/ui/dashboards"],
             ["Check the index against the source", "headwater verify search"],
             *[[f"{name} (pid {pid})", str(logs / f"{name}.log")] for name, pid in pids.items()],
             ["service status", "headwater stack status"],
