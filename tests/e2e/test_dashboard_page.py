@@ -8,6 +8,7 @@ The screenshot is kept under `.headwater/artifacts/`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import shutil
@@ -71,7 +72,9 @@ class Browser:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None)
+        # Entered as a context so the websocket closes with the browser.
+        self._exit = contextlib.ExitStack()
+        self.ws = self._exit.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None))
         self.ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -93,7 +96,7 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
-        self.ws.close()
+        self._exit.close()
         self.process.terminate()
         self.process.wait(timeout=20)
 
@@ -102,7 +105,8 @@ class Browser:
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed (apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers may still write to the profile as it exits: clean up leniently.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         b = Browser(Path(profile))
         yield b
         b.close()
