@@ -212,7 +212,8 @@ def materialize(tf: Transformed, window: Window) -> Materialized:
     # The calendar comes from the facts already on the driver, not from a second Spark pass.
     tables["dim_date"] = io.to_arrow(
         tf.facts.sparkSession.createDataFrame(
-            tables["fact_order_line"].select(["ordered_at"]).to_pandas().drop_duplicates()
+            tables["fact_order_line"].select(["ordered_at"]).to_pandas().drop_duplicates(),
+            "ordered_at timestamp",
         )
         .select(F.col("ordered_at").alias("date"))
         .transform(t.transform_dim_date)
