@@ -29,8 +29,10 @@ def _root(ctx: typer.Context) -> None:
         missing = ", ".join(
             "HW_" + "_".join(str(p).upper() for p in err["loc"]) for err in exc.errors()
         )
-        fail(f"settings are incomplete or invalid ({missing}): {exc.errors()[0]['msg']}. "
-             "Set them in the environment or in .env (see .env.example).")
+        fail(
+            f"settings are incomplete or invalid ({missing}): {exc.errors()[0]['msg']}. "
+            "Set them in the environment or in .env (see .env.example)."
+        )
 
 
 def settings_of(ctx: typer.Context) -> Settings:

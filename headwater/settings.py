@@ -7,11 +7,13 @@ can be logged safely.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -105,19 +107,42 @@ class ElasticsearchSettings(_Component):
         return None
 
 
+def others_can_enter(path: Path) -> bool:
+    """Whether every directory from / down to `path` has the 'others may enter' bit (o+x)."""
+    path = path.absolute()
+    return all(
+        bool(d.stat().st_mode & stat.S_IXOTH) for d in [*reversed(path.parents), path] if d.exists()
+    )
+
+
+def default_data_dir(project_root: Path, shared_root: Path, as_root: bool) -> Path:
+    """`.headwater` in the project, unless the service user could not reach it.
+
+    As root, PostgreSQL and Elasticsearch run as an unprivileged user that must enter the data
+    directory. A checkout under a directory others cannot enter (a root home, a 0700 work
+    directory) then keeps its state in shared_root/<project>-<hash of its path> instead, one
+    directory per checkout.
+    """
+    local = project_root / ".headwater"
+    if not as_root or others_can_enter(project_root):
+        return local
+    digest = hashlib.sha256(str(project_root.absolute()).encode()).hexdigest()[:10]
+    return shared_root / f"{project_root.name}-{digest}"
+
+
 class StackSettings(_Component):
     """The local, Docker-free stack: versions, where things are cached and kept, JVM heaps."""
 
     model_config = _config("HW_STACK_")
 
-    # Runtime state (databases, logs, pid files). Git-ignored.
+    # Runtime state (databases, logs, pid files). Git-ignored. Unset: see default_data_dir().
     data_dir: Path = PROJECT_ROOT / ".headwater"
     # Downloads and unpacked distributions, shared by every clone on the machine.
     cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "headwater"
-    # Elasticsearch refuses to run as root; when we are root it runs as this user, from a
-    # directory that user can reach (a root home directory is not traversable).
+    # PostgreSQL and Elasticsearch refuse to run as root; when we are root they run as this
+    # user. shared_data_root holds the data directories of checkouts that user cannot reach.
     es_user: str = "headwater"
-    es_root_dir: Path = Path("/var/lib/headwater")
+    shared_data_root: Path = Path("/var/lib/headwater")
 
     kafka_version: str = "4.3.1"
     debezium_version: str = "3.7.0.Final"
@@ -131,6 +156,15 @@ class StackSettings(_Component):
 
     kafka_controller_port: int = 9093
     up_timeout_s: float = 180.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reachable_data_dir(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("data_dir") is None:
+            shared = Path(data.get("shared_data_root") or "/var/lib/headwater")
+            as_root = os.geteuid() == 0
+            data = {**data, "data_dir": default_data_dir(PROJECT_ROOT, shared, as_root)}
+        return data
 
 
 class Settings(BaseModel):

@@ -102,6 +102,7 @@ def up(ctx: typer.Context) -> None:
         f"[green]stack healthy[/] in {time.monotonic() - start:.1f}s"
         + (f" (started: {took})" if report.started else " (everything was already running)")
     )
+    console.print(f"data and logs in {stack.layout.data_dir}")
 
 
 @app.command()

@@ -1,7 +1,15 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from headwater.settings import KafkaSettings, PostgresSettings, Settings
+from headwater.settings import (
+    KafkaSettings,
+    PostgresSettings,
+    Settings,
+    StackSettings,
+    default_data_dir,
+)
 
 
 def test_password_is_required_and_secret(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -41,3 +49,31 @@ def test_a_bad_value_is_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch
 
 def test_dead_letter_topic_name() -> None:
     assert KafkaSettings().dead_letter_topic("shop.public.orders") == "shop.public.orders.dlq"
+
+
+def test_data_dir_stays_in_the_project_when_the_service_user_can_reach_it() -> None:
+    open_project = Path("/usr/lib")  # every directory on the way is o+x
+    shared = Path("/var/lib/hw")
+    assert default_data_dir(open_project, shared, as_root=True) == open_project / ".headwater"
+
+
+def test_data_dir_moves_out_of_a_checkout_others_cannot_enter(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    project = closed / "project"
+    project.mkdir(parents=True)
+    closed.chmod(0o700)
+    shared = Path("/var/lib/hw")
+    moved = default_data_dir(project, shared, as_root=True)
+    assert moved.parent == shared
+    assert moved.name.startswith("project-")
+    # One directory per checkout, the same on every call.
+    assert moved == default_data_dir(project, shared, as_root=True)
+    other = tmp_path / "closed" / "other" / "project"
+    other.mkdir(parents=True)
+    assert default_data_dir(other, shared, as_root=True) != moved
+    # Not root: the services run as ourselves, who can always reach our own checkout.
+    assert default_data_dir(project, shared, as_root=False) == project / ".headwater"
+
+
+def test_an_explicit_data_dir_is_kept(tmp_path: Path) -> None:
+    assert StackSettings(data_dir=tmp_path / "mine").data_dir == tmp_path / "mine"
