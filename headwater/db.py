@@ -32,7 +32,7 @@ def migrate(pg: PostgresSettings, directory: Path = MIGRATIONS_DIR) -> list[str]
         applied = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
         for path in pending(applied, available):
             with conn.transaction():
-                conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                conn.execute(path.read_text(encoding="utf-8"))
                 conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
             done.append(path.name)
     return done

@@ -181,7 +181,7 @@ class Settings(BaseModel):
     @classmethod
     def load(cls) -> Settings:
         return cls(
-            postgres=PostgresSettings(),  # type: ignore[call-arg]
+            postgres=PostgresSettings(),
             kafka=KafkaSettings(),
             connect=ConnectSettings(),
             elasticsearch=ElasticsearchSettings(),

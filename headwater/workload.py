@@ -200,14 +200,14 @@ class ShopWriter:
         self.state = self._load_state()
 
     def _ids(self, sql: str) -> list[int]:
-        return [row[0] for row in self.conn.execute(sql)]  # type: ignore[arg-type]
+        return [row[0] for row in self.conn.execute(sql)]
 
     def _load_state(self) -> ShopState:
         return ShopState(
             customers=self._ids("SELECT id FROM customers"),
             products=self._ids("SELECT id FROM products"),
             open_orders=dict(
-                self.conn.execute(  # type: ignore[arg-type]
+                self.conn.execute(
                     "SELECT id, status FROM orders WHERE status IN ('pending', 'paid')"
                 ).fetchall()
             ),

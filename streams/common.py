@@ -2,18 +2,24 @@
 
 Decoding failures are data, not exceptions: `decode_records` splits a batch into changes,
 tombstones and failures, and a failure becomes a `DeadLetter` for
-`settings.kafka.dead_letter_topic(topic)`, logged with `topic[partition]@offset` and its key.
+`settings.kafka.dead_letter_topic(topic)`. `DeadLetterSender` is the one place that publishes
+them: it logs each with `topic[partition]@offset` and its key, and waits for Kafka's
+acknowledgement, so an agent commits the source offset only once the letter is safe.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.resilience import DeadLetter
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import TopicT
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +74,6 @@ def decode_records(records: Iterable[Record], stage: str = "decode") -> Decoded:
             change = decode_change(record.key, record.value)
         except MalformedEvent as exc:
             out.failures.append(record.dead_letter(exc, stage))
-            log.warning("malformed record %s key=%s: %s", record.where, record.key_text, exc)
             continue
         if change is None:
             out.tombstones += 1
@@ -85,3 +90,48 @@ def dead_letter_batches(
     for letter in letters:
         grouped.setdefault(topic_for(letter.source_topic), []).append(letter)
     return grouped
+
+
+class DeadLetterSender:
+    """Publishes dead letters on a Faust app, each to its source topic's dead-letter topic."""
+
+    def __init__(self, app: faust.App, topic_for: Callable[[str], str]) -> None:
+        self._app = app
+        self._topic_for = topic_for
+        self._topics: dict[str, TopicT] = {}
+
+    async def _topic(self, name: str) -> TopicT:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._app.topic(
+                name,
+                internal=True,  # declared by the worker, not left to broker auto-creation
+                partitions=1,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            await topic.maybe_declare()
+            self._topics[name] = topic
+        return topic
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Send every letter and return once Kafka has acknowledged all of them."""
+        for name, batch in dead_letter_batches(letters, self._topic_for).items():
+            topic = await self._topic(name)
+            pending = []
+            for letter in batch:
+                log.warning(
+                    "dead letter (%s) %s key=%s -> %s: %s",
+                    letter.stage,
+                    letter.where,
+                    letter.key,
+                    name,
+                    letter.error,
+                )
+                pending.append(
+                    await topic.send(key=(letter.key or "").encode(), value=letter.to_json())
+                )
+            for future in pending:
+                await future

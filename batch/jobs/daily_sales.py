@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch import io
 from batch import transforms as t
-from batch.jobs.warehouse import LoadResult, QualityFailed, Window
+from batch.jobs.warehouse import LoadResult, QualityFailed, Window, job_main
 from batch.quality import runner, suites
 from batch.settings import BatchSettings
 from headwater.settings import Settings
@@ -141,17 +141,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from batch.jobs.warehouse import parse_args
-
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        result = run(Settings.load(), BatchSettings(), Window(args.date_from, args.date_to))
-    except QualityFailed as exc:
-        print(f"{JOB}: data quality FAILED, nothing loaded; report: {exc.report}", file=sys.stderr)
-        return 2
-    print(f"{JOB}: run {result.run_id} loaded {result.rows}; report: {result.report}")
-    return 0
+    return job_main(JOB, run, __doc__, argv)
 
 
 if __name__ == "__main__":

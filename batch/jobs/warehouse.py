@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -414,23 +414,29 @@ def run(
             df.unpersist()
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"batch.jobs.{JOB}", description=__doc__)
+def job_main(
+    job: str,
+    run_job: Callable[[Settings, BatchSettings, Window], LoadResult],
+    doc: str | None,
+    argv: Sequence[str] | None,
+) -> int:
+    """The command line of a batch job: `python -m batch.jobs.JOB [--from D] [--to D]`."""
+    parser = argparse.ArgumentParser(prog=f"batch.jobs.{job}", description=doc)
     parser.add_argument("--from", dest="date_from", type=date.fromisoformat)
     parser.add_argument("--to", dest="date_to", type=date.fromisoformat)
-    return parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        result = run_job(Settings.load(), BatchSettings(), Window(args.date_from, args.date_to))
+    except QualityFailed as exc:
+        print(f"{job}: data quality FAILED, nothing loaded; report: {exc.report}", file=sys.stderr)
+        return 2
+    print(f"{job}: run {result.run_id} loaded {result.rows}; report: {result.report}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        result = run(Settings.load(), BatchSettings(), Window(args.date_from, args.date_to))
-    except QualityFailed as exc:
-        print(f"{JOB}: data quality FAILED, nothing loaded; report: {exc.report}", file=sys.stderr)
-        return 2
-    print(f"{JOB}: run {result.run_id} loaded {result.rows}; report: {result.report}")
-    return 0
+    return job_main(JOB, run, __doc__, argv)
 
 
 if __name__ == "__main__":

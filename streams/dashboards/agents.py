@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT, TopicT
+from faust.types import EventT, StreamT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
-from headwater.resilience import DeadLetter
 from headwater.settings import KafkaSettings
+from streams.common import DeadLetterSender, Record
 from streams.dashboards import logic
 from streams.dashboards.logic import Delta, OrderState, Progress
 from streams.dashboards.settings import DashboardSettings
 from streams.dashboards.tables import (
-    RAW,
     Tables,
     Topics,
     declare_tables,
@@ -70,26 +69,10 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
     topics = declare_topics(app, kafka, ds)
     tables = declare_tables(app, ds)
     lateness_ms = int(ds.allowed_lateness_s * 1000)
-    dead_letter_topics: dict[str, TopicT] = {}
+    dead_letters = DeadLetterSender(app, kafka.dead_letter_topic)
 
     async def dead_letter(event: EventT, error: Exception, stage: str) -> None:
-        msg = event.message
-        letter = DeadLetter.of(
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value,
-            error=error,
-            stage=stage,
-        )
-        log.warning("dashboards %s: %s key=%r: %s", stage, letter.where, letter.key, error)
-        name = kafka.dead_letter_topic(msg.topic)
-        topic = dead_letter_topics.get(name)
-        if topic is None:
-            topic = dead_letter_topics[name] = app.topic(name, internal=True, partitions=1, **RAW)
-            await topic.maybe_declare()
-        await topic.send(key=msg.key, value=letter.to_json())
+        await dead_letters.send([Record.of_event(event).dead_letter(error, stage)])
 
     def publish_windows(
         folded: dict[logic.WindowKey, Any], partition: int

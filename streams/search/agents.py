@@ -19,12 +19,11 @@ from typing import Any
 
 import faust
 
-from headwater.resilience import DeadLetter
 from indexers.bulk import AsyncBulkWriter
 from indexers.catalog import async_client, ensure_index_async, spec
 from indexers.merge import AsyncProductMerger
 from streams.app import app, es_settings, kafka_settings, readiness, streams_settings
-from streams.common import Record, dead_letter_batches, decode_records
+from streams.common import DeadLetterSender, Record, decode_records
 from streams.search.logic import Change, Planned, plan_products, plan_reviews
 
 log = logging.getLogger(__name__)
@@ -58,6 +57,7 @@ def _raw_topic(name: str) -> faust.TopicT:
 
 products_topic = _raw_topic(kafka_settings.cdc_topic("products"))
 reviews_topic = _raw_topic(kafka_settings.cdc_topic("reviews"))
+dead_letters = DeadLetterSender(app, kafka_settings.dead_letter_topic)
 
 
 async def _writers() -> tuple[AsyncBulkWriter, AsyncProductMerger]:
@@ -68,17 +68,6 @@ async def _writers() -> tuple[AsyncBulkWriter, AsyncProductMerger]:
         writer = AsyncBulkWriter(es)
         _state["writer"], _state["merger"] = writer, AsyncProductMerger(es, writer)
     return _state["writer"], _state["merger"]
-
-
-async def _send_dead_letters(letters: Sequence[DeadLetter]) -> None:
-    for topic_name, batch in dead_letter_batches(letters, kafka_settings.dead_letter_topic).items():
-        topic = _raw_topic(topic_name)
-        pending = [
-            await topic.send(key=(letter.key or "").encode(), value=letter.to_json())
-            for letter in batch
-        ]
-        for future in pending:
-            await future
 
 
 def _origin(origin: Any) -> Any:
@@ -103,7 +92,7 @@ async def _index(stream: faust.StreamT, plan: Callable[[Sequence[Change]], Plann
             if _origin(rejection.action.origin) is not None
         ]
         if letters:
-            await _send_dead_letters(letters)
+            await dead_letters.send(letters)
         counters.records += len(records)
         counters.tombstones += decoded.tombstones
         counters.malformed += len(decoded.failures) + len(planned.failures)
