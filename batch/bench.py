@@ -13,7 +13,7 @@ import json
 import random
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class BatchBench:
     copy_rows_per_s: float
     load_vs_copy: float
     target_met: bool
+    load_phases: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> list[tuple[str, str]]:
         return [
@@ -47,6 +48,7 @@ class BatchBench:
             ("Spark start-up", f"{self.spark_startup_s:.1f} s"),
             ("extract + transform", f"{self.extract_transform_s:.1f} s"),
             ("load (stage, validate, merge, commit)", f"{self.load_s:.1f} s"),
+            *((f"  {phase}", f"{s:.1f} s") for phase, s in self.load_phases.items()),
             ("job end to end (excl. start-up)", f"{self.end_to_end_s:.1f} s"),
             ("rows/s end to end", f"{self.rows_per_s:,.0f}"),
             ("reference: COPY of the same rows", f"{self.copy_s:.1f} s"),
@@ -228,6 +230,7 @@ def run_batch_bench(settings: Settings, batch: BatchSettings, lines: int) -> Bat
             copy_rows_per_s=lines / copy_s,
             load_vs_copy=ratio,
             target_met=ratio <= 3.0,
+            load_phases=result.phases,
         )
     finally:
         _cleanup(settings, isolated, db)

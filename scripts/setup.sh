@@ -40,8 +40,8 @@ fi
 
 if [ ! -f .env ]; then
   step "writing .env with a generated database password"
-  umask 077
-  printf 'HW_PG_PASSWORD=%s\n' "$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')" > .env
+  # Only .env is private: the umask stays inside this subshell.
+  (umask 077 && printf 'HW_PG_PASSWORD=%s\n' "$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')" > .env)
 fi
 
 step "local stack: PostgreSQL, Kafka, Kafka Connect + Debezium, Elasticsearch"

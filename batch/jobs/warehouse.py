@@ -305,6 +305,21 @@ class LoadResult:
     rows: dict[str, int]
     report: Path
     seconds: float
+    # Seconds per step of the load, in order (stage, merge dimensions, validate, ...).
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Phases:
+    """Wall-clock seconds of consecutive named steps."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._mark, 3)
+        self._mark = now
 
 
 def load(
@@ -317,6 +332,7 @@ def load(
 ) -> LoadResult:
     """Stage, validate, merge and store the offsets in one transaction: all or nothing."""
     began = time.perf_counter()
+    phases = _Phases()
     tolerance = batch.row_count_tolerance
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('headwater.batch.warehouse'))")
@@ -324,7 +340,11 @@ def load(
         for name, columns in _STAGING.items():
             cur.execute(f"CREATE TEMP TABLE tmp_{name} ({columns}) ON COMMIT DROP")
             rows[name] = io.copy_arrow(cur, f"tmp_{name}", m.tables[name])
+            # Temporary tables are never auto-analyzed; the merges' joins need real row counts.
+            cur.execute(f"ANALYZE tmp_{name}")
+        phases.done("stage (COPY into temporary tables)")
         cur.execute(_MERGE_DIMS)
+        phases.done("merge dimensions")
         frames = _frames(conn, m)
         verdict = runner.validate(
             frames,
@@ -341,12 +361,14 @@ def load(
         )
         kind = "backfill" if window.backfill else "incremental"
         report = runner.write_report(verdict, batch.reports_dir, f"{JOB} {kind}")
+        phases.done("validate (Great Expectations)")
         if not verdict.success:
             raise QualityFailed(report)
         if window.backfill:
             low, high = window.bounds()
             cur.execute("DELETE FROM fact_order_line WHERE date_key BETWEEN %s AND %s", (low, high))
         cur.execute(_MERGE_FACTS)
+        phases.done("merge facts")
         loaded = {k: v for k, v in rows.items() if not k.startswith("deleted_")}
         offsets = {} if window.backfill else end
         run_id = io.record_run(
@@ -363,7 +385,10 @@ def load(
         )
         if offsets:
             io.save_offsets(conn, JOB, offsets, run_id)
-    return LoadResult(run_id, loaded, report, time.perf_counter() - began)
+        phases.done("record the run and offsets")
+    phases.done("commit")
+    log.info("load took %s", ", ".join(f"{k} {v:.1f}s" for k, v in phases.seconds.items()))
+    return LoadResult(run_id, loaded, report, time.perf_counter() - began, phases.seconds)
 
 
 def _record_failure(

@@ -226,6 +226,7 @@ def install_elasticsearch(settings: Settings, layout: StackLayout) -> StepResult
         outcome, note = fetch_outcome("unpacked", *maven_downloads(output))
         if not archive.exists():
             raise StackError(f"Maven fetched {artifact} but {archive} is not there")
+    system.make_reachable_dir(home.parent)
     _extract_zip(archive, home.parent, home.name)
     return StepResult(name, outcome, str(home), note)
 

@@ -162,6 +162,7 @@ class Stack:
         user = self.user
         if user is None:
             return
+        system.make_reachable_dir(lay.data_dir)
         for path in (lay.data_dir, lay.elasticsearch_home, self.java().parent):
             blocked = system.first_untraversable(path, user)
             if blocked is not None:

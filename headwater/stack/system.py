@@ -104,6 +104,17 @@ def owned_dir(path: Path, user: ServiceUser | None) -> Path:
     return path
 
 
+def make_reachable_dir(path: Path) -> Path:
+    """mkdir -p where each directory it creates is 0755 whatever the umask: the service user
+    must be able to enter it."""
+    path = path.absolute()
+    missing = [d for d in [*reversed(path.parents), path] if not d.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in missing:
+        directory.chmod(0o755)
+    return path
+
+
 def can_traverse(mode: int, owner: int, group: int, uid: int, groups: frozenset[int]) -> bool:
     """Whether a user may enter a directory with this mode and ownership (uid 0 always may)."""
     if uid == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,19 @@ def test_service_user_command_drops_privileges() -> None:
         "-D",
         "x",
     ]
+
+
+def test_reachable_dirs_are_made_0755_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        made = system.make_reachable_dir(tmp_path / "shared" / "checkout")
+    finally:
+        os.umask(old)
+    assert made == tmp_path / "shared" / "checkout"
+    for directory in (tmp_path / "shared", made):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+    # An existing directory keeps the mode its owner chose.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    system.make_reachable_dir(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
