@@ -15,7 +15,6 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -248,19 +247,13 @@ def _cleanup(settings: Settings, isolated: Settings, db: str) -> None:
             future.result()
 
 
-def save(result: BatchBench, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"batch-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 def bench_batch_command(settings: Settings, lines: int, as_json: bool) -> None:
     """What `headwater bench batch` runs: measure, print a table (or JSON), save the JSON."""
+    from headwater.bench import save_result
     from headwater.console import console, print_json, print_table
 
     result = run_batch_bench(settings, BatchSettings(), lines)
-    path = save(result, settings.stack.data_dir / "bench")
+    path = save_result(settings.stack.data_dir / "bench", "batch", asdict(result))
     if as_json:
         print_json(asdict(result))
         return

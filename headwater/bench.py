@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import typer
 
 app = typer.Typer(help="Benchmarks on the local stack.", no_args_is_help=True)
+
+
+def save_result(directory: Path, kind: str, result: Any) -> Path:
+    """Write one benchmark's result as `directory/KIND-<UTC time>.json`; return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
 
 
 @app.command("freshness")
@@ -32,15 +45,18 @@ def dashboards(
 ) -> None:
     """Event-to-live-stream latency (p50/p95/p99) and one dashboards worker's events/s."""
     from headwater.cli import settings_of
-    from headwater.console import print_json, print_table
+    from headwater.console import console, print_json, print_table
     from streams.dashboards.bench import report_lines, run
 
     settings = settings_of(ctx)
-    result = run(settings.kafka, settings.stack.data_dir / "bench" / "dashboards", events, probes)
+    bench_dir = settings.stack.data_dir / "bench"
+    result = run(settings.kafka, bench_dir / "dashboards", events, probes)
+    path = save_result(bench_dir, "dashboards", result)
     if as_json:
         print_json(result)
     else:
         print_table("Dashboards benchmark", ["measure", "value"], report_lines(result))
+        console.print(f"saved {path}")
 
 
 @app.command("batch")

@@ -349,8 +349,6 @@ def run_freshness(settings: Settings, rate: float, duration: float, find_max: bo
              results["pipeline_vs_kafka_consume"]],
         ],
     )  # fmt: skip
-    out_dir = settings.stack.data_dir / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"freshness-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    console.print(f"saved {out}")
+    from headwater.bench import save_result
+
+    console.print(f"saved {save_result(settings.stack.data_dir / 'bench', 'freshness', results)}")
