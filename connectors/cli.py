@@ -8,6 +8,7 @@ import typer
 
 from connectors.client import ConnectClient, ConnectError, last_error, summary
 from connectors.spec import ConnectorSpec, SpecError, load_specs
+from connectors.topics import ensure_topics, planned_topics
 from headwater.console import console, fail, print_json, print_table
 from headwater.settings import Settings
 
@@ -75,6 +76,7 @@ def apply(
         try:
             _validate_all(client, specs)
             for spec in specs:
+                _ensure_topics(settings, spec)
                 client.put(spec)
                 if wait:
                     with console.status(f"waiting for {spec.name} to be RUNNING"):
@@ -84,6 +86,20 @@ def apply(
                     console.print(f"[green]✓[/] {spec.name} applied")
         except ConnectError as exc:
             fail(str(exc))
+
+
+def _ensure_topics(settings: Settings, spec: ConnectorSpec) -> None:
+    """Create the change topics before the connector runs (see connectors.topics)."""
+    planned = planned_topics(spec)
+    try:
+        created = ensure_topics(settings.kafka.bootstrap_servers, planned)
+    except ConnectionError as exc:
+        fail(f"{spec.name}: {exc}")
+    if planned:
+        console.print(
+            f"[green]✓[/] {spec.name} topics: {len(created)} created, "
+            f"{len(planned) - len(created)} already there"
+        )
 
 
 def _yes(flag: bool) -> str:

@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from headwater.settings import Settings
 
@@ -40,6 +41,15 @@ def test_apply_is_idempotent_and_source_is_running(stack: Settings) -> None:
     source = json.loads(status.stdout)["shop-source"]
     assert source["connector"]["state"] == "RUNNING"
     assert [t["state"] for t in source["tasks"]] == ["RUNNING"]
+    # Every captured table has its topic, even one that never changed yet, so a worker that
+    # subscribes before the first change still sees it.
+    assert "topics:" in first.stdout
+    admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
+    existing = admin.list_topics(timeout=10).topics
+    for table in ("customers", "products", "orders", "order_items", "reviews", "interactions"):
+        topic = stack.kafka.cdc_topic(table)
+        assert topic in existing, f"{topic} missing after apply"
+        assert len(existing[topic].partitions) == 3
 
 
 def test_inserted_row_appears_as_change_event(stack: Settings, unique_name) -> None:
