@@ -14,6 +14,7 @@ import faust
 
 from headwater.settings import ElasticsearchSettings, KafkaSettings
 from streams.settings import StreamsSettings
+from streams.transport import App
 
 kafka_settings = KafkaSettings()
 es_settings = ElasticsearchSettings()
@@ -23,8 +24,9 @@ streams_settings = StreamsSettings()
 def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
     datadir = streams.data_dir / f"worker-{streams.worker_index}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return App(
         streams.app_id,
+        fetch_max_wait_ms=streams.fetch_max_wait_ms,
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         # rocksdict backs the store when python-rocksdb is absent.
         store="rocksdb://",

@@ -24,6 +24,9 @@ class StreamsSettings(_Component):
     # whichever comes first: small enough to keep changes searchable within a second.
     bulk_max_docs: int = 1000
     bulk_max_wait_s: float = 0.05
+    # The longest a Kafka fetch waits for data (Faust's own is 1500 ms): bounds how long a
+    # change on a partition that was just read can wait for the next fetch (streams.transport).
+    fetch_max_wait_ms: int = 100
     # Prepended to every alias and index name, so tests can run against their own indexes.
     index_prefix: str = ""
     # Where a new consumer group starts reading: the whole topic, so a fresh index is complete.
