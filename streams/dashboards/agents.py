@@ -47,6 +47,8 @@ from streams.dashboards.tables import (
 
 log = logging.getLogger(__name__)
 
+PUBLISHED_LABELS_MAX = 100_000
+
 # (deltas, event time, dropped) of one change.
 Handled = tuple[list[Delta], int | None, int]
 Handler = Callable[[ChangeEvent, Progress], Handled]
@@ -191,9 +193,13 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
     async def interactions(stream: StreamT) -> None:
         await consume(stream, "interactions", handle_interaction)
 
+    # The label this process last published per product. The updates topic is compacted, so
+    # after a restart publishing each label once more is harmless.
+    published: dict[str, tuple[str, str]] = {}
+
     @app.agent(topics.products, name="dashboards-products")
     async def products(stream: StreamT) -> None:
-        """Keep product -> category for the revenue split, and publish product names."""
+        """Keep product -> category for the revenue split; publish names when they change."""
         async for event in stream.events():
             try:
                 change = decode_change(event.key, event.value)
@@ -207,12 +213,18 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
                 continue
             if change.deleted:
                 tables.categories.pop(product_id, None)
+                published.pop(product_id, None)
                 continue
             if tables.categories.get(product_id) != category:
                 tables.categories[product_id] = category
+            if published.get(product_id) == (name, category):
+                continue  # a price or stock change: the label on the page is unchanged
             label = {"type": "label", "kind": "product", "id": product_id, "name": name}
             label["category"] = category
             await topics.updates.send(key=f"l|product|{product_id}".encode(), value=_encode(label))
+            published[product_id] = (name, category)
+            if len(published) > PUBLISHED_LABELS_MAX:
+                del published[next(iter(published))]
 
     del orders, order_items, order_lines, interactions, products
     return Dashboards(topics=topics, tables=tables)
