@@ -52,8 +52,17 @@ class IndexSpec:
         body["index_patterns"] = [f"{self.alias}-v*"]
         return body
 
+    def dynamic_settings(self) -> dict[str, Any]:
+        """The template's settings that a live index takes without a reindex (not shards)."""
+        settings = self.template()["template"]["settings"]
+        return {k: v for k, v in settings.items() if k not in STATIC_SETTINGS}
+
     def alias_body(self) -> dict[str, Any]:
         return {"filter": LIVE_FILTER, "is_write_index": True}
+
+
+# Index settings fixed at creation; a change to them takes `headwater indexers reindex`.
+STATIC_SETTINGS = frozenset({"number_of_shards", "index.number_of_shards"})
 
 
 @cache
@@ -94,6 +103,7 @@ def ensure_index(es: Elasticsearch, index: IndexSpec) -> str:
         except ESBadRequest as exc:
             if not _already_exists(exc):
                 raise
+    es.indices.put_settings(index=index.alias, settings=index.dynamic_settings())
     current = current_index(es, index)
     if current is None:
         raise RuntimeError(f"alias {index.alias} points nowhere after creating it")
@@ -110,6 +120,7 @@ async def ensure_index_async(es: AsyncElasticsearch, index: IndexSpec) -> None:
         except ESBadRequest as exc:
             if not _already_exists(exc):
                 raise
+    await es.indices.put_settings(index=index.alias, settings=index.dynamic_settings())
 
 
 def current_index(es: Elasticsearch, index: IndexSpec) -> str | None:

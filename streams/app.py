@@ -32,6 +32,7 @@ def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
         store="rocksdb://",
         datadir=str(datadir),
         web_host=streams.web_host,
+        web_bind=streams.web_host,
         web_port=streams.worker_port(),
         autodiscover=False,
         origin="streams",
