@@ -50,7 +50,7 @@ def dashboards(
 
     settings = settings_of(ctx)
     bench_dir = settings.stack.data_dir / "bench"
-    result = run(settings.kafka, bench_dir / "dashboards", events, probes)
+    result = run(settings.kafka, bench_dir / "dashboards", events, probes, console.print)
     path = save_result(bench_dir, "dashboards", result)
     if as_json:
         print_json(result)

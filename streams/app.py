@@ -22,7 +22,9 @@ streams_settings = StreamsSettings()
 
 
 def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
-    datadir = streams.data_dir / f"worker-{streams.worker_index}"
+    # Per app id: a table's local store records changelog offsets, which mean nothing to an app
+    # with other topics (Faust refuses to start on such a store).
+    datadir = streams.data_dir / streams.app_id / f"worker-{streams.worker_index}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return App(
         streams.app_id,

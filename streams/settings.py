@@ -16,7 +16,7 @@ class StreamsSettings(_Component):
     app_id: str = "headwater"
     web_host: str = "127.0.0.1"
     # Worker N (0-based) serves its web endpoints on web_port + N and keeps its local state in
-    # data_dir/worker-N; `headwater worker --workers N` sets worker_index for each process.
+    # data_dir/<app_id>/worker-N; `headwater worker --workers N` sets worker_index for each.
     web_port: int = 6180
     worker_index: int = 0
     data_dir: Path = PROJECT_ROOT / ".headwater" / "streams"

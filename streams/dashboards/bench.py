@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,12 +91,16 @@ def _worker_rate(box: Sandbox, total: int) -> tuple[float, float]:
         }
     )
     launched = time.perf_counter()
-    box.start_worker("bench-worker")
+    worker = box.start_worker("bench-worker")
     consumer.subscribe([box.dashboard_settings.updates_topic])
     events: dict[str, int] = {}
     first = last = 0.0
     deadline = time.monotonic() + 300
     while sum(events.values()) < total and time.monotonic() < deadline:
+        if worker.poll() is not None:
+            consumer.close()
+            log = box.work_dir / "bench-worker.log"
+            raise RuntimeError(f"the dashboards worker exited ({worker.returncode}); see {log}")
         for message in consumer.consume(5000, 0.2):
             error, value = message.error(), message.value()
             if error is not None:
@@ -161,18 +167,31 @@ def _latencies(box: Sandbox, probes: int) -> list[float]:
     return [(seen[m] - sent[m]) * 1000 for m in sent if m in seen]
 
 
-def run(kafka: KafkaSettings, work_dir: Path, events: int, probes: int) -> dict[str, Any]:
+def run(
+    kafka: KafkaSettings,
+    work_dir: Path,
+    events: int,
+    probes: int,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
     work_dir.mkdir(parents=True, exist_ok=True)
     box = Sandbox(kafka=kafka, work_dir=work_dir, lateness_s=3600.0)
     box.create_topics()
     try:
+        began = time.perf_counter()
+        say(f"writing {events:,} events to {box.prefix}.* ...")
         _fill(box, events)
+        took = time.perf_counter() - began
+        say(f"  done in {took:.1f}s; ceiling: a bare consumer reads them ...")
         bare = _bare_consumer_rate(box, events)
+        say(f"  {bare:,.0f} events/s; one dashboards worker aggregates them from cold ...")
         rate, startup_s = _worker_rate(box, events)
+        say(f"  {rate:,.0f} events/s; timing {probes} single orders end to end ...")
         latencies = _latencies(box, probes)
     finally:
         box.stop()
         box.delete_topics()
+        shutil.rmtree(box.work_dir / "state", ignore_errors=True)  # this run's tables only
     return {
         "events": events,
         "bare_consumer_events_per_s": round(bare),

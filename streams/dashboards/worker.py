@@ -20,7 +20,9 @@ from streams.dashboards.settings import DashboardSettings
 
 def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
     brokers = ";".join(kafka.bootstrap_servers.split(","))
-    data_dir = ds.data_dir or StackSettings().data_dir / "dashboards" / ds.app_id
+    # Per app id: a table's local store records changelog offsets of this app's topics only.
+    data_dir = (ds.data_dir or StackSettings().data_dir / "dashboards") / ds.app_id
+    data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         ds.app_id,
         broker=f"kafka://{brokers}",
