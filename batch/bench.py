@@ -13,6 +13,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -181,7 +182,12 @@ def _copy_reference(conn: psycopg.Connection[Any], facts: Any) -> float:
     return time.perf_counter() - began
 
 
-def run_batch_bench(settings: Settings, batch: BatchSettings, lines: int) -> BatchBench:
+def run_batch_bench(
+    settings: Settings,
+    batch: BatchSettings,
+    lines: int,
+    say: Callable[[str], None] = lambda line: None,
+) -> BatchBench:
     from batch.spark import build_session
 
     suffix = uuid.uuid4().hex[:8]
@@ -193,10 +199,12 @@ def run_batch_bench(settings: Settings, batch: BatchSettings, lines: int) -> Bat
         }
     )
     try:
+        say(f"producing the change events of {lines:,} order lines ...")
         began = time.perf_counter()
         _produce(isolated, lines)
         produced = time.perf_counter() - began
 
+        say(f"  {produced:.1f}s; starting Spark ...")
         began = time.perf_counter()
         spark = build_session(isolated, batch, "headwater-bench-batch")
         spark.range(1).collect()
@@ -206,14 +214,17 @@ def run_batch_bench(settings: Settings, batch: BatchSettings, lines: int) -> Bat
         window = warehouse.Window()
         with io.connect(isolated) as conn:
             io.ensure_schema(conn)
+            say(f"  {startup:.1f}s; extract and transform ...")
             began = time.perf_counter()
             ex = warehouse.extract(spark, isolated, batch, conn, window)
             mat = warehouse.materialize(warehouse.transform(ex, window), window)
             extract_transform = time.perf_counter() - began
+            say(f"  {extract_transform:.1f}s; load (stage, validate, merge) ...")
             result = warehouse.load(conn, batch, mat, window, ex.end, datetime.now(UTC))
             end_to_end = extract_transform + result.seconds
             facts = mat.tables["fact_order_line"]
             assert facts.num_rows == lines, f"loaded {facts.num_rows} of {lines} lines"
+            say(f"  {result.seconds:.1f}s; reference: COPY of the same rows ...")
             copy_s = _copy_reference(conn, facts)
         spark.stop()
         ratio = result.seconds / copy_s
@@ -250,9 +261,9 @@ def _cleanup(settings: Settings, isolated: Settings, db: str) -> None:
 def bench_batch_command(settings: Settings, lines: int, as_json: bool) -> None:
     """What `headwater bench batch` runs: measure, print a table (or JSON), save the JSON."""
     from headwater.bench import save_result
-    from headwater.console import console, print_json, print_table
+    from headwater.console import console, err_console, print_json, print_table
 
-    result = run_batch_bench(settings, BatchSettings(), lines)
+    result = run_batch_bench(settings, BatchSettings(), lines, err_console.print)
     path = save_result(settings.stack.data_dir / "bench", "batch", asdict(result))
     if as_json:
         print_json(asdict(result))

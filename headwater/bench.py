@@ -45,12 +45,12 @@ def dashboards(
 ) -> None:
     """Event-to-live-stream latency (p50/p95/p99) and one dashboards worker's events/s."""
     from headwater.cli import settings_of
-    from headwater.console import console, print_json, print_table
+    from headwater.console import console, err_console, print_json, print_table
     from streams.dashboards.bench import report_lines, run
 
     settings = settings_of(ctx)
     bench_dir = settings.stack.data_dir / "bench"
-    result = run(settings.kafka, bench_dir / "dashboards", events, probes, console.print)
+    result = run(settings.kafka, bench_dir / "dashboards", events, probes, err_console.print)
     path = save_result(bench_dir, "dashboards", result)
     if as_json:
         print_json(result)
