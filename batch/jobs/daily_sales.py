@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch import io
 from batch import transforms as t
-from batch.jobs.warehouse import LoadResult, QualityFailed, Window, job_main
+from batch.jobs.warehouse import LoadResult, QualityFailed, Window, job_main, record_failure
 from batch.quality import runner, suites
 from batch.settings import BatchSettings
 from headwater.settings import Settings
@@ -119,24 +119,8 @@ def run(
             facts.unpersist()
             return load(conn, batch, aggregates, source_days, window, started_at)
     except BaseException as exc:
-        report = exc.report if isinstance(exc, QualityFailed) else None
-        try:
-            with io.connect(settings) as conn, conn.transaction():
-                io.record_run(
-                    conn,
-                    job=JOB,
-                    kind="backfill" if window.backfill else "rebuild",
-                    started_at=started_at,
-                    status="failed",
-                    window=(window.date_from, window.date_to),
-                    rows_loaded={},
-                    offsets={},
-                    quality="failed" if report else "not run",
-                    report=report,
-                    error=str(exc)[:2000],
-                )
-        except Exception:
-            log.exception("could not record the failed run")
+        kind = "backfill" if window.backfill else "rebuild"
+        record_failure(settings, JOB, kind, window, started_at, exc)
         raise
 
 

@@ -395,8 +395,13 @@ def load(
     return LoadResult(run_id, loaded, report, time.perf_counter() - began, phases.seconds)
 
 
-def _record_failure(
-    settings: Settings, window: Window, started_at: datetime, error: BaseException
+def record_failure(
+    settings: Settings,
+    job: str,
+    kind: str,
+    window: Window,
+    started_at: datetime,
+    error: BaseException,
 ) -> None:
     """Note a failed run in its own transaction; the load itself left nothing behind."""
     report = error.report if isinstance(error, QualityFailed) else None
@@ -404,8 +409,8 @@ def _record_failure(
         with io.connect(settings) as conn, conn.transaction():
             io.record_run(
                 conn,
-                job=JOB,
-                kind="backfill" if window.backfill else "incremental",
+                job=job,
+                kind=kind,
                 started_at=started_at,
                 status="failed",
                 window=(window.date_from, window.date_to),
@@ -436,7 +441,8 @@ def run(
             mat = materialize(transform(ex, window), window)
             return load(conn, batch, mat, window, ex.end, started_at)
     except BaseException as exc:
-        _record_failure(settings, window, started_at, exc)
+        kind = "backfill" if window.backfill else "incremental"
+        record_failure(settings, JOB, kind, window, started_at, exc)
         raise
     finally:
         for df in ex.changes.values() if ex else ():
