@@ -15,6 +15,7 @@ from rich.table import Table
 
 from api.settings import ApiSettings
 from headwater.console import console, fail, print_json, print_table
+from streams.dashboards.views import stream_snapshots
 
 app = typer.Typer(help="Real-time dashboards (served by the API).", no_args_is_help=True)
 
@@ -83,13 +84,7 @@ def _stream(name: str) -> Iterator[dict[str, Any]]:
             with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=60.0)) as response:
                 if response.status_code == 404:
                     fail(f"no dashboard {name!r}")
-                data: list[str] = []
-                for line in response.iter_lines():
-                    if line.startswith("data:"):
-                        data.append(line[5:].strip())
-                    elif not line and data:
-                        yield json.loads("\n".join(data))
-                        data = []
+                yield from stream_snapshots(response.iter_lines())
         except httpx.HTTPError as exc:
             console.print(f"[yellow]stream interrupted ({exc}); reconnecting[/]")
 

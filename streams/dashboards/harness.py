@@ -30,6 +30,7 @@ from fastapi import FastAPI
 
 from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
+from streams.dashboards.views import stream_snapshots
 
 SOURCE_TABLES = ("orders", "order_items", "interactions", "products")
 
@@ -166,13 +167,7 @@ class ApiServer:
         """Snapshots from the live stream, as they arrive."""
         url = f"{self.url}/dashboards/{name}/stream"
         with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=timeout)) as response:
-            data: list[str] = []
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif not line and data:
-                    yield json.loads("\n".join(data))
-                    data = []
+            yield from stream_snapshots(response.iter_lines())
 
 
 def panel(snapshot: dict[str, Any], panel_id: str) -> dict[str, Any]:

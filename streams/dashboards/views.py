@@ -9,7 +9,8 @@ one user).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -291,3 +292,14 @@ class DashboardState:
             )
             previous = count
         return out
+
+
+def stream_snapshots(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The JSON snapshots in the lines of a dashboard's Server-Sent Events stream."""
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield json.loads("\n".join(data))
+            data = []
