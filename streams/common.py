@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Topic options for records kept as the bytes Kafka holds (change events, dead letters).
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
 
 @dataclass(frozen=True)
 class Record:
@@ -103,15 +111,8 @@ class DeadLetterSender:
     async def _topic(self, name: str) -> TopicT:
         topic = self._topics.get(name)
         if topic is None:
-            topic = self._app.topic(
-                name,
-                internal=True,  # declared by the worker, not left to broker auto-creation
-                partitions=1,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
+            # Internal: declared by the worker, not left to broker auto-creation.
+            topic = self._app.topic(name, internal=True, partitions=1, **RAW)
             await topic.maybe_declare()
             self._topics[name] = topic
         return topic

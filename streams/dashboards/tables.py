@@ -25,15 +25,9 @@ from faust.types import EventT, TableT, TopicT
 from faust.types.windows import WindowRange_from_start
 
 from headwater.settings import KafkaSettings
+from streams.common import RAW
 from streams.dashboards import logic
 from streams.dashboards.settings import DashboardSettings
-
-RAW: dict[str, Any] = {
-    "key_type": bytes,
-    "value_type": bytes,
-    "key_serializer": "raw",
-    "value_serializer": "raw",
-}
 
 
 @dataclass(frozen=True)

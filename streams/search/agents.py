@@ -23,7 +23,7 @@ from indexers.bulk import AsyncBulkWriter
 from indexers.catalog import async_client, ensure_index_async, spec
 from indexers.merge import AsyncProductMerger
 from streams.app import app, es_settings, kafka_settings, readiness, streams_settings
-from streams.common import DeadLetterSender, Record, decode_records
+from streams.common import RAW, DeadLetterSender, Record, decode_records
 from streams.search.logic import Change, Planned, plan_products, plan_reviews
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ readiness.append(lambda: "writer" in _state)
 
 
 def _raw_topic(name: str) -> faust.TopicT:
-    return app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw")
+    return app.topic(name, **RAW)
 
 
 products_topic = _raw_topic(kafka_settings.cdc_topic("products"))
