@@ -161,7 +161,8 @@ class StackSettings(_Component):
     @classmethod
     def _reachable_data_dir(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("data_dir") is None:
-            shared = Path(data.get("shared_data_root") or "/var/lib/headwater")
+            default_shared = cls.model_fields["shared_data_root"].default
+            shared = Path(data.get("shared_data_root") or default_shared)
             as_root = os.geteuid() == 0
             data = {**data, "data_dir": default_data_dir(PROJECT_ROOT, shared, as_root)}
         return data
