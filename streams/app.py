@@ -28,7 +28,7 @@ def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return App(
         streams.app_id,
-        fetch_max_wait_ms=streams.fetch_max_wait_ms,
+        **streams.consumer_options(),
         broker=[f"kafka://{server}" for server in kafka.bootstrap_servers.split(",")],
         # rocksdict backs the store when python-rocksdb is absent.
         store="rocksdb://",

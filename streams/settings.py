@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
 
 from headwater.settings import PROJECT_ROOT, _Component, _config
 
@@ -30,7 +33,21 @@ class StreamsSettings(_Component):
     # Prepended to every alias and index name, so tests can run against their own indexes.
     index_prefix: str = ""
     # Where a new consumer group starts reading: the whole topic, so a fresh index is complete.
-    auto_offset_reset: str = "earliest"
+    # With "latest" the worker pins that start before it joins (streams.offsets), so a crash
+    # before its first commit does not skip what arrived meanwhile.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # How long Kafka waits for a silent worker before giving its partitions to the others (and
+    # before a restarted worker can rejoin): Faust's 60 s default would stall a killed worker's
+    # partitions for a minute. Heartbeats go every third of it.
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Keyword arguments of `streams.transport.App` for how its consumer talks to Kafka."""
+        return {
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
+            "broker_session_timeout": self.session_timeout_s,
+            "broker_heartbeat_interval": self.session_timeout_s / 3,
+        }
 
     def worker_port(self, index: int | None = None) -> int:
         return self.web_port + (self.worker_index if index is None else index)

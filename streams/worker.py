@@ -8,6 +8,7 @@ workers share the consumer group, so Kafka spreads the partitions over them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,10 +23,20 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
     os.environ["HW_STREAMS_WORKER_INDEX"] = str(index)
     import faust
 
-    from streams.app import app
+    from streams.app import app, kafka_settings, streams_settings
+    from streams.offsets import pin_start
 
-    worker = faust.Worker(app, loglevel=loglevel)
-    worker.execute_from_commandline()
+    class Worker(faust.Worker):
+        async def on_first_start(self) -> None:
+            await super().on_first_start()  # logging is set up; the app has not joined yet
+            if streams_settings.auto_offset_reset == "latest":
+                channels = [agent.channel for agent in app.agents.values()]
+                topics = {t for channel in channels for t in getattr(channel, "topics", ())}
+                internal = {t for channel in channels if channel.internal for t in channel.topics}
+                servers = kafka_settings.bootstrap_servers
+                await asyncio.to_thread(pin_start, servers, app.conf.id, topics, internal)
+
+    Worker(app, loglevel=loglevel).execute_from_commandline()
 
 
 def run_many(count: int, loglevel: str = "INFO") -> int:

@@ -16,6 +16,8 @@ import faust
 from headwater.settings import KafkaSettings, StackSettings
 from streams.dashboards.agents import register
 from streams.dashboards.settings import DashboardSettings
+from streams.settings import StreamsSettings
+from streams.transport import App
 
 
 def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
@@ -23,8 +25,9 @@ def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
     # Per app id: a table's local store records changelog offsets of this app's topics only.
     data_dir = (ds.data_dir or StackSettings().data_dir / "dashboards") / ds.app_id
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = App(
         ds.app_id,
+        **StreamsSettings().consumer_options(),
         broker=f"kafka://{brokers}",
         store="rocksdb://",
         datadir=str(data_dir),

@@ -1,7 +1,8 @@
 """Search indexing on the real stack: the shop database, Debezium, Kafka, a worker, Elasticsearch.
 
 Each module run starts its own worker (own consumer group, own index prefix, own web port)
-reading from the end of the change topics, then builds its indexes from a source snapshot with
+reading from the end of the change topics (a start the worker commits before it joins, so a
+kill before its first commit skips nothing), then builds its indexes from a source snapshot with
 `reindex` (newer changes the worker writes win over the snapshot), so start-up does not depend
 on how much history the topics hold. Every check is `verify`: the whole source table equals
 the whole index, polled up to a bounded wait.
