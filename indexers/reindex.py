@@ -3,7 +3,10 @@
 1. Create `<alias>-v<n+1>` (the template gives it settings and mappings).
 2. Load it from a snapshot of the source database taken at WAL position W, with the same
    ordering rules as the workers (reviews: external version W; products: merged with every
-   component at W), so anything the workers write with a newer LSN wins over it.
+   component at W), so anything the workers write with a newer LSN wins over it. A document
+   of the current index whose row is not in the snapshot gets a dead marker at W: the source
+   says the row was gone at W, so a stale live copy cannot carry over in step 3, while a row
+   re-inserted after W (a newer LSN) still does.
 3. Copy the current index into it, versions intact (reviews: each document with its own
    version, externally; products: every document merged): changes the workers applied while
    the snapshot was loading, and dead markers, carry over; what the snapshot has newer wins.
@@ -28,7 +31,7 @@ from headwater.settings import Settings
 from indexers import source
 from indexers.bulk import Action, AsyncBulkWriter, write_sync
 from indexers.catalog import IndexSpec, async_client, ensure_index, versions
-from indexers.documents import PRODUCT_FIELDS, merge_params, product_fields
+from indexers.documents import PRODUCT_FIELDS, dead_review, merge_params, product_fields
 from indexers.merge import AsyncProductMerger, MergeRequest
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,41 @@ def _product_snapshot(conn: Any, lsn: int) -> Iterator[MergeRequest]:
     for product_id, orphans in ratings.items():
         reviews = {rid: (lsn, rating) for rid, rating in orphans.items()}
         yield MergeRequest(product_id, merge_params(reviews=reviews))
+
+
+def absent_ids(current: Iterable[str], snapshot: Iterable[str]) -> list[str]:
+    """Ids of the current index that the source snapshot does not have, in the current order."""
+    present = set(snapshot)
+    return [doc_id for doc_id in current if doc_id not in present]
+
+
+def _ids(es: Elasticsearch, index: str, fields: list[str]) -> dict[str, dict[str, Any]]:
+    query: dict[str, Any] = {"query": {"match_all": {}}, "_source": fields or False}
+    return {hit["_id"]: hit.get("_source") or {} for hit in scan(es, index=index, query=query)}
+
+
+def _product_tombstones(
+    es: Elasticsearch, old: str, requests: list[MergeRequest], lsn: int
+) -> list[MergeRequest]:
+    rows = [str(r.product_id) for r in requests if r.params["product"] is not None]
+    params = merge_params(product_lsn=lsn, product_live=False)
+    return [MergeRequest(int(i), params) for i in absent_ids(_ids(es, old, []), rows)]
+
+
+def _review_tombstones(
+    es: Elasticsearch, old: str, new: str, actions: list[Action], lsn: int
+) -> list[Action]:
+    current = _ids(es, old, ["product_id"])
+    return [
+        Action(
+            op="index",
+            index=new,
+            id=i,
+            body=dead_review(int(i), current[i].get("product_id")),
+            version=lsn,
+        )
+        for i in absent_ids(current, (a.id for a in actions))
+    ]
 
 
 def _product_copies(es: Elasticsearch, old: str) -> Iterator[MergeRequest]:
@@ -123,10 +161,16 @@ def reindex(
             products = list(_product_snapshot(conn, lsn))
             loaded = len(products)
     if index.name == "reviews":
-        write_sync(es, reviews)
+        dead_reviews = _review_tombstones(es, old, new, reviews, lsn)
+        write_sync(es, reviews + dead_reviews)
+        gone = len(dead_reviews)
     else:
-        _merge(settings, new, products)
+        dead_products = _product_tombstones(es, old, products, lsn)
+        _merge(settings, new, products + dead_products)
+        gone = len(dead_products)
     progress(f"loaded {loaded} documents from the source snapshot at LSN {lsn}")
+    if gone:
+        progress(f"{gone} documents of {old} have no row in the source: marked deleted")
     copied = _copy(settings, es, index, old, new)
     es.indices.refresh(index=new)
     es.indices.update_aliases(

@@ -13,9 +13,9 @@ running. A batch fetched from the old positions can arrive after the seek: Faust
 and moves its read offset ahead to that batch, so the records the seek re-fetches below that
 offset are dropped as "already read". Any of them that was never delivered before the seek
 (one cut off by the rebalance) is then lost for good, and the partition's commits stop at it.
-`_Consumer` discards, for the partitions a seek repositioned, every record of a fetch that was
-under way when the seek finished, and seeks those partitions to the same offset again, so
-they are read exactly from where the seek put them.
+`_Consumer` holds back every record of a fetch that overlapped such a seek and, once the seek
+is over, reads those partitions again from the first held record (or from where the seek put
+them, if that is further back), so nothing is skipped and at worst a record is read twice.
 """
 
 from __future__ import annotations
@@ -36,42 +36,68 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
-def raced(records: Mapping[TP, list[Any]], seeks: list[dict[TP, int]]) -> dict[TP, int]:
-    """The partitions of a fetch that the given seeks moved, each with where it was moved to."""
-    moved: dict[TP, int] = {}
-    for seek in seeks:
-        moved.update(seek)
-    return {tp: moved[tp] for tp, batch in records.items() if tp in moved and batch}
+def held_back(records: Mapping[TP, list[Any]], held: dict[TP, int]) -> dict[TP, int]:
+    """`held` with each partition's first offset in `records` added (the lowest one wins)."""
+    out = dict(held)
+    for tp, batch in records.items():
+        if batch:
+            out[tp] = min(out.get(tp, batch[0].offset), batch[0].offset)
+    return out
+
+
+def rewind_to(held: Mapping[TP, int], moved: Mapping[TP, int]) -> dict[TP, int]:
+    """Where to read each held partition from: its first held record, or the seek's offset
+    when the seek moved it further back."""
+    return {tp: min(offset, moved.get(tp, offset)) for tp, offset in held.items()}
 
 
 class _Consumer(driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seeking = 0  # seeks to committed offsets under way
+        self._seeks_done = 0
+        self._moved: dict[TP, int] = {}  # where the last seek put each partition it moved
+        self._held: dict[TP, int] = {}  # first offset of the records held back, per partition
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # One entry per finished seek-to-committed: the partitions it moved and where to.
-        self._seeks: list[dict[TP, int]] = []
+    async def perform_seek(self) -> None:
+        self._seeking += 1
+        try:
+            await super().perform_seek()
+        finally:
+            self._seeking -= 1
+            self._seeks_done += 1
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         # aiokafka moves only partitions with a committed offset above 0.
-        moved = {tp: offset for tp, offset in committed.items() if offset and offset > 0}
-        self._seeks.append(moved)
+        self._moved = {tp: offset for tp, offset in committed.items() if offset and offset > 0}
         return committed
 
+    async def _rewind(self) -> None:
+        assigned = self.assignment()
+        targets = {tp: o for tp, o in rewind_to(self._held, self._moved).items() if tp in assigned}
+        self._held = {}
+        self.log.info("reading again, after a seek: %s", sorted(targets.items()))
+        await self.seek_wait(targets)
+        for tp, offset in targets.items():
+            self._read_offset[tp] = offset or None
+
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
-        seeks = self._seeks
-        before = len(seeks)
+        if self._held and not self._seeking:
+            await self._rewind()
+        seeking, done = self._seeking, self._seeks_done
         records = await super()._getmany(active_partitions, timeout)
-        if len(seeks) == before:
+        if not (seeking or self._seeking or self._seeks_done != done):
             return records
-        stale = raced(records, seeks[before:])
-        del seeks[:]
-        if stale:
-            self.log.info("discarding a fetch that raced a seek: %s", sorted(stale))
-            await self.seek_wait(stale)
-        return {tp: batch for tp, batch in records.items() if tp not in stale}
+        # This fetch overlapped a seek, so its records may come from before it: hold them
+        # back and, once the seek is over, read their partitions again from the right place.
+        self._held = held_back(records, self._held)
+        if self._held and not self._seeking:
+            await self._rewind()
+        return {}
 
 
 class _Transport(driver.Transport):

@@ -244,7 +244,12 @@ def test_reindex_swaps_the_alias_and_keeps_answering(
     index = spec("products", worker.prefix)
     before = current_index(es, index)
     new_product(db, name="Reindexed compass")
+    # A live document whose row is gone (as a lost delete would leave): reindex must drop it.
+    ghost = {"id": 987654321, "name": "Ghost lamp", "live": True, "product_lsn": 1}
+    es.index(index=before, id="987654321", document=ghost, refresh=True)
     result = reindex(stack, es, index)
+    marker = es.options(ignore_status=404).get(index=result.new_index, id="987654321").body
+    assert marker.get("found") is False or marker["_source"]["live"] is False
     assert result.old_index == before and current_index(es, index) == result.new_index
     assert search(es, index.alias, "products", "")["total"] > 0
     new_product(db, name="Written after the swap")

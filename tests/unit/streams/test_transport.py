@@ -1,18 +1,21 @@
+from typing import NamedTuple
+
 from faust.types import TP
 
-from streams.transport import raced
+from streams.transport import held_back, rewind_to
 
 A, B, C = TP("shop.public.products", 0), TP("shop.public.products", 1), TP("t", 0)
 
 
-def test_a_fetch_no_seek_moved_is_kept() -> None:
-    assert raced({A: [1, 2]}, []) == {}
-    assert raced({A: [1, 2]}, [{B: 40}]) == {}
+class Rec(NamedTuple):
+    offset: int
 
 
-def test_partitions_a_seek_moved_go_back_to_where_the_last_seek_put_them() -> None:
-    assert raced({A: [1], B: [2], C: [3]}, [{A: 10, B: 20}, {A: 12}]) == {A: 12, B: 20}
+def test_held_back_keeps_each_partitions_first_offset() -> None:
+    held = held_back({A: [Rec(10), Rec(11)], B: [], C: [Rec(3)]}, {})
+    assert held == {A: 10, C: 3}
+    assert held_back({A: [Rec(14)], B: [Rec(7)]}, held) == {A: 10, B: 7, C: 3}
 
 
-def test_a_partition_without_records_needs_nothing() -> None:
-    assert raced({A: []}, [{A: 10}]) == {}
+def test_rewind_goes_to_the_seek_when_it_is_further_back() -> None:
+    assert rewind_to({A: 10, B: 7, C: 3}, {A: 4, B: 9}) == {A: 4, B: 7, C: 3}
