@@ -93,10 +93,9 @@ class _Consumer(driver.Consumer):
         if not (seeking or self._seeking or self._seeks_done != done):
             return records
         # This fetch overlapped a seek, so its records may come from before it: hold them
-        # back and, once the seek is over, read their partitions again from the right place.
+        # back; the next fetch after the seek is over first reads their partitions again from
+        # the right place.
         self._held = held_back(records, self._held)
-        if self._held and not self._seeking:
-            await self._rewind()
         return {}
 
 

@@ -31,7 +31,7 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
             await super().on_first_start()  # logging is set up; the app has not joined yet
             if streams_settings.auto_offset_reset == "latest":
                 channels = [agent.channel for agent in app.agents.values()]
-                topics = {t for channel in channels for t in getattr(channel, "topics", ())}
+                topics = {t for channel in channels for t in channel.topics}
                 internal = {t for channel in channels if channel.internal for t in channel.topics}
                 servers = kafka_settings.bootstrap_servers
                 await asyncio.to_thread(pin_start, servers, app.conf.id, topics, internal)
