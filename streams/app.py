@@ -21,7 +21,7 @@ es_settings = ElasticsearchSettings()
 streams_settings = StreamsSettings()
 
 
-def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
+def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> App:
     # Per app id: a table's local store records changelog offsets, which mean nothing to an app
     # with other topics (Faust refuses to start on such a store).
     datadir = streams.data_dir / streams.app_id / f"worker-{streams.worker_index}"
@@ -41,7 +41,6 @@ def create_app(kafka: KafkaSettings, streams: StreamsSettings) -> faust.App:
         # Debezium's change topics have 3 partitions; internal topics match them.
         topic_partitions=3,
         consumer_auto_offset_reset=streams.auto_offset_reset,
-        broker_commit_interval=1.0,
         # A batch waits for Elasticsearch; keep Faust from calling a slow batch a hung worker.
         stream_processing_timeout=120.0,
     )

@@ -40,6 +40,9 @@ class StreamsSettings(_Component):
     # before a restarted worker can rejoin): Faust's 60 s default would stall a killed worker's
     # partitions for a minute. Heartbeats go every third of it.
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+    # How often a worker commits the offsets its agents are done with. A record read but not
+    # yet committed is read again after a crash (at-least-once); the dashboards skip those.
+    commit_interval_s: float = Field(default=1.0, gt=0.0)
 
     def consumer_options(self) -> dict[str, Any]:
         """Keyword arguments of `streams.transport.App` for how its consumer talks to Kafka."""
@@ -47,6 +50,7 @@ class StreamsSettings(_Component):
             "fetch_max_wait_ms": self.fetch_max_wait_ms,
             "broker_session_timeout": self.session_timeout_s,
             "broker_heartbeat_interval": self.session_timeout_s / 3,
+            "broker_commit_interval": self.commit_interval_s,
         }
 
     def worker_port(self, index: int | None = None) -> int:

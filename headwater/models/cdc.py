@@ -7,9 +7,9 @@ wrong with them. It does no I/O.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 Op = Literal["c", "u", "d", "r"]
@@ -52,8 +52,8 @@ def _as_bool(value: Any) -> bool:
 
 def _load_object(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:  # also invalid UTF-8
         raise MalformedEvent(f"{what} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedEvent(f"{what} must be a JSON object, got {type(data).__name__}")

@@ -1,8 +1,12 @@
 """Dashboard agents: read the change streams, fold them into the windowed tables, publish updates.
 
-Thin: decoding, retraction and windowing are in `logic`; here events are read in micro-batches
-(`take_events`), grouped by partition, the tables written once per changed window, and every
-changed window value published to the `dashboards.updates` topic.
+Thin: decoding, retraction and windowing are in `logic`. The aggregating agents are batch
+agents (`streams.transport`): each fetch of a partition's records is folded at once, the
+tables are written once per changed window and order, and every changed window value is
+published to the `dashboards.updates` topic. A busy partition arrives in large fetches, so the
+cost per event falls as the rate rises; a quiet one arrives a record at a time, so an event is
+on the dashboards as soon as it is read. The partition's progress records the offset of the
+last record folded in, so a record delivered again after a restart is not counted twice.
 
 Why publish instead of serving from the tables: a worker only holds the partitions it owns, so
 a reader would have to ask each worker (Faust's table routing) and merge. Instead each worker
@@ -24,10 +28,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.settings import KafkaSettings
@@ -44,6 +47,7 @@ from streams.dashboards.tables import (
     window_key,
     writing_as,
 )
+from streams.transport import App, Batch
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,30 @@ PUBLISHED_LABELS_MAX = 100_000
 
 # (deltas, event time, dropped) of one change.
 Handled = tuple[list[Delta], int | None, int]
-Handler = Callable[[ChangeEvent, Progress], Handled]
+
+
+class OrderStates:
+    """The order-state table as one batch sees it: read through, written once per order."""
+
+    def __init__(self, table: TableT) -> None:
+        self.table = table
+        self.changed: dict[str, OrderState] = {}
+
+    def get(self, key: str) -> OrderState:
+        if key in self.changed:
+            return self.changed[key]
+        return OrderState.from_json(self.table.get(key))
+
+    def put(self, key: str, state: OrderState) -> None:
+        self.changed[key] = state
+
+    def write(self) -> None:
+        for key, state in self.changed.items():
+            self.table[key] = state.to_json()
+        self.changed.clear()
+
+
+Handler = Callable[[ChangeEvent, Progress, OrderStates], Handled]
 
 
 @dataclass
@@ -66,7 +93,7 @@ def _encode(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboards:
+def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboards:
     """Declare the dashboards' topics, tables and agents on `app`."""
     topics = declare_topics(app, kafka, ds)
     tables = declare_tables(app, ds)
@@ -99,63 +126,76 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
 
     declared: list[bool] = []  # the updates topic, once per process
 
-    async def consume(stream: StreamT, name: str, handle: Handler) -> None:
-        """The shared loop: micro-batch, per partition decode/handle/fold/write, publish."""
-        async for events in cast(faust.Stream, stream).take_events(ds.batch_max, ds.batch_within_s):
-            by_partition: dict[int, list[EventT]] = {}
-            for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event)
-            outgoing: list[tuple[str, bytes]] = []
-            failed: list[tuple[EventT, Exception]] = []
-            for partition, batch in by_partition.items():
-                progress_key = f"{name}#{partition}"
-                with writing_as(batch[-1]):
-                    progress = Progress.from_json(tables.progress.get(progress_key))
-                    deltas: list[Delta] = []
-                    for event in batch:
-                        try:
-                            change = decode_change(event.key, event.value)
-                            if change is None:  # tombstone: compaction's business, not ours
-                                continue
-                            new, at_ms, dropped = handle(change, progress)
-                        except MalformedEvent as exc:
-                            failed.append((event, exc))
+    def take(name: str, handle: Handler) -> Callable[[Batch], Any]:
+        """The batch agent of one stream: decode, handle and fold a partition's batch, write
+        the tables, publish the changed windows and the progress."""
+
+        async def take_batch(batch: Batch) -> None:
+            partition = batch.tp.partition
+            progress_key = f"{name}#{partition}"
+            failed: list[tuple[Any, MalformedEvent]] = []
+            with writing_as(batch.last):
+                progress = Progress.from_json(tables.progress.get(progress_key))
+                orders = OrderStates(tables.order_state)
+                deltas: list[Delta] = []
+                for record in batch.records:
+                    if record.offset <= progress.offset:
+                        continue  # folded in before a restart; delivered again since
+                    try:
+                        change = decode_change(record.key, record.value)
+                        if change is None:  # tombstone: compaction's business, not ours
                             continue
-                        progress = progress.seen(change, at_ms, dropped)
-                        deltas.extend(new)
-                    outgoing += publish_windows(logic.fold(deltas), partition)
-                    tables.progress[progress_key] = progress.to_json()
-                record = {"type": "progress", "stream": name, "partition": partition}
-                record.update(progress.to_json())
-                outgoing.append((f"p|{name}|{partition}", _encode(record)))
-            for event, error in failed:
-                await dead_letter(event, error, f"dashboards.{name}")
+                        new, at_ms, dropped = handle(change, progress, orders)
+                    except MalformedEvent as exc:
+                        failed.append((record, exc))
+                        continue
+                    progress.note(change, at_ms, dropped)
+                    deltas.extend(new)
+                progress.offset = batch.records[-1].offset
+                orders.write()
+                outgoing = publish_windows(logic.fold(deltas), partition)
+                tables.progress[progress_key] = progress.to_json()
+            record = {"type": "progress", "stream": name, "partition": partition}
+            record.update(progress.to_json())
+            outgoing.append((f"p|{name}|{partition}", _encode(record)))
+            if failed:
+                topic = batch.tp.topic
+                await dead_letters.send(
+                    [
+                        Record(topic, partition, r.offset, r.key, r.value).dead_letter(
+                            exc, f"dashboards.{name}"
+                        )
+                        for r, exc in failed
+                    ]
+                )
             if not declared:
                 await topics.updates.maybe_declare()
                 declared.append(True)
             for key, value in outgoing:
                 await topics.updates.send(key=key.encode(), value=value)
+            # Backpressure: let the changelog writes drain before the next batch piles on.
+            await app.producer.buffer.wait_until_ebb()
 
-    def handle_order(change: ChangeEvent, progress: Progress) -> Handled:
+        return take_batch
+
+    def handle_order(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
         if change.table != "orders":
             raise MalformedEvent(f"expected an orders change, got {change.table!r}")
         key = str(change.key.get("id"))
-        state = OrderState.from_json(tables.order_state.get(key))
-        out = logic.apply_order(state, change, progress, lateness_ms)
+        out = logic.apply_order(orders.get(key), change, progress, lateness_ms)
         if out.state is not None:
-            tables.order_state[key] = out.state.to_json()
+            orders.put(key, out.state)
         return out.deltas, out.at_ms, out.dropped
 
-    def handle_line(change: ChangeEvent, progress: Progress) -> Handled:
+    def handle_line(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
         key = str(logic.order_id_of_line(change))
-        state = OrderState.from_json(tables.order_state.get(key))
         category = tables.categories.get(str(change.row.get("product_id"))) or "uncategorised"
-        out = logic.apply_line(state, change, category, progress, lateness_ms)
+        out = logic.apply_line(orders.get(key), change, category, progress, lateness_ms)
         if out.state is not None:
-            tables.order_state[key] = out.state.to_json()
+            orders.put(key, out.state)
         return out.deltas, out.at_ms, out.dropped
 
-    def handle_interaction(change: ChangeEvent, progress: Progress) -> Handled:
+    def handle_interaction(change: ChangeEvent, progress: Progress, _: OrderStates) -> Handled:
         if change.deleted or change.op not in ("c", "r"):
             return [], None, 0  # interactions are insert-only facts; nothing to correct
         at_ms, deltas = logic.interaction_deltas(change.row)
@@ -163,9 +203,7 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
             return [], at_ms, 1
         return deltas, at_ms, 0
 
-    @app.agent(topics.orders, name="dashboards-orders")
-    async def orders(stream: StreamT) -> None:
-        await consume(stream, "orders", handle_order)
+    app.batch_agent(topics.orders)(take("orders", handle_order))
 
     @app.agent(topics.order_items, name="dashboards-order-items")
     async def order_items(stream: StreamT) -> None:
@@ -185,13 +223,8 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
                 partition=order_key_partition(order_id, ds.source_partitions),
             )
 
-    @app.agent(topics.order_lines, name="dashboards-order-lines")
-    async def order_lines(stream: StreamT) -> None:
-        await consume(stream, "order_lines", handle_line)
-
-    @app.agent(topics.interactions, name="dashboards-interactions")
-    async def interactions(stream: StreamT) -> None:
-        await consume(stream, "interactions", handle_interaction)
+    app.batch_agent(topics.order_lines)(take("order_lines", handle_line))
+    app.batch_agent(topics.interactions)(take("interactions", handle_interaction))
 
     # The label this process last published per product. The updates topic is compacted, so
     # after a restart publishing each label once more is harmless.
@@ -226,5 +259,5 @@ def register(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Das
             if len(published) > PUBLISHED_LABELS_MAX:
                 del published[next(iter(published))]
 
-    del orders, order_items, order_lines, interactions, products
+    del order_items, products
     return Dashboards(topics=topics, tables=tables)

@@ -107,11 +107,13 @@ class Sandbox:
     def producer(self) -> Producer:
         return Producer({"bootstrap.servers": self.kafka.bootstrap_servers, "linger.ms": 5})
 
-    def start_worker(self, log_name: str = "worker") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, log_name: str = "worker", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with (self.work_dir / f"{log_name}.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams.dashboards.worker"],
-                env=self.env(),
+                env={**self.env(), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

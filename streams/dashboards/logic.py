@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent
 
@@ -95,9 +95,10 @@ WINDOWS: tuple[WindowSpec, ...] = (
 WINDOWS_BY_TABLE = {spec.table: spec for spec in WINDOWS}
 
 
-@dataclass(frozen=True)
-class Delta:
-    """A change to one metric at one event time; `member` names a product, category or user."""
+class Delta(NamedTuple):
+    """A change to one metric at one event time; `member` names a product, category or user.
+
+    A named tuple, not a dataclass: several are made per event on the hot path."""
 
     metric: str
     at_ms: int
@@ -144,27 +145,41 @@ def _field(row: dict[str, Any], name: str, table: str) -> Any:
 # Watermark and progress per source partition.
 
 
-@dataclass(frozen=True)
+@dataclass
 class Progress:
-    """What one agent has seen on one partition: the event-time watermark and counts."""
+    """What one agent has folded into the tables from one partition: the event-time watermark,
+    counts, and the offset of the last record taken.
+
+    Kept in a table next to the aggregates. A record at or below `offset` is already in them:
+    Kafka delivers it again after a restart (its offset was not committed yet), and it is
+    skipped instead of being counted twice."""
 
     watermark_ms: int = 0
     events: int = 0
     dropped: int = 0
     last_source_ts_ms: int = 0
     max_lsn: int = 0
+    offset: int = -1
 
     def is_late(self, at_ms: int, lateness_ms: int) -> bool:
         return self.watermark_ms > 0 and at_ms < self.watermark_ms - lateness_ms
 
+    def note(self, event: ChangeEvent, at_ms: int | None, dropped: int) -> None:
+        """Count `event` in place (one batch folds thousands; no new object per event)."""
+        if at_ms is not None and at_ms > self.watermark_ms:
+            self.watermark_ms = at_ms
+        self.events += 1
+        self.dropped += dropped
+        if event.source_ts_ms > self.last_source_ts_ms:
+            self.last_source_ts_ms = event.source_ts_ms
+        if event.lsn > self.max_lsn:
+            self.max_lsn = event.lsn
+
     def seen(self, event: ChangeEvent, at_ms: int | None, dropped: int) -> Progress:
-        return Progress(
-            watermark_ms=max(self.watermark_ms, at_ms or 0),
-            events=self.events + 1,
-            dropped=self.dropped + dropped,
-            last_source_ts_ms=max(self.last_source_ts_ms, event.source_ts_ms),
-            max_lsn=max(self.max_lsn, event.lsn),
-        )
+        """A copy with `event` counted."""
+        out = replace(self)
+        out.note(event, at_ms, dropped)
+        return out
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -173,6 +188,7 @@ class Progress:
             "dropped": self.dropped,
             "last_source_ts_ms": self.last_source_ts_ms,
             "max_lsn": self.max_lsn,
+            "offset": self.offset,
         }
 
     @classmethod
@@ -378,24 +394,30 @@ WindowKey = tuple[str, str, int]  # (table, metric, window start in epoch second
 
 
 def fold(deltas: Iterable[Delta], windows: Iterable[WindowSpec] = WINDOWS) -> dict[WindowKey, Any]:
-    """Sum a batch of deltas per (table, metric, window): float, {member: float} or {member}."""
+    """Sum a batch of deltas per (table, metric, window): float, {member: float} or {member}.
+
+    The deltas are first summed per metric, second and member (a batch of thousands of events
+    spans a few seconds), then each sum is spread over the windows that contain its second."""
     by_metric: dict[str, list[WindowSpec]] = defaultdict(list)
     for spec in windows:
         for metric in spec.metrics:
             by_metric[metric].append(spec)
+    sums: dict[tuple[str, int, str | None], float] = defaultdict(float)
+    for metric, at_ms, value, member in deltas:
+        sums[metric, at_ms // 1000, member] += value
     out: dict[WindowKey, Any] = {}
-    for d in deltas:
-        for spec in by_metric.get(d.metric, ()):
-            for start in spec.starts(d.at_ms):
-                key = (spec.table, d.metric, start)
+    for (metric, second, member), value in sums.items():
+        for spec in by_metric.get(metric, ()):
+            for start in spec.starts(second * 1000):
+                key = (spec.table, metric, start)
                 if spec.kind == "counter":
-                    out[key] = out.get(key, 0.0) + d.value
+                    out[key] = out.get(key, 0.0) + value
                 elif spec.kind == "breakdown":
                     members = out.setdefault(key, {})
-                    member = d.member or ""
-                    members[member] = members.get(member, 0.0) + d.value
+                    name = member or ""
+                    members[name] = members.get(name, 0.0) + value
                 else:
-                    out.setdefault(key, set()).add(d.member or "")
+                    out.setdefault(key, set()).add(member or "")
     return out
 
 

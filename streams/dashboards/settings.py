@@ -26,10 +26,6 @@ class DashboardSettings(_Component):
     # Partitions of the source change topics (Debezium's default for the shop is 3). The
     # tables are co-partitioned with them.
     source_partitions: int = 3
-    # Micro-batching inside an agent: at most this many events, or what arrived within this
-    # many seconds, are folded together before the tables are written once per window.
-    batch_max: int = 5000
-    batch_within_s: float = 0.005
     # The Faust app id of a standalone dashboards worker (tests, benchmark); it prefixes the
     # changelog topics and the consumer group.
     app_id: str = "headwater-dashboards"

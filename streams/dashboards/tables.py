@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
-from faust.types import EventT, TableT, TopicT
+from faust.types import Message, TableT, TopicT
 from faust.types.windows import WindowRange_from_start
 
 from headwater.settings import KafkaSettings
@@ -123,15 +123,23 @@ def order_key_partition(order_id: int, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+@dataclass
+class _Writing:
+    """What Faust's tables read of the current event: its message (topic, partition)."""
+
+    message: Message
+
+
 @contextmanager
-def writing_as(event: EventT) -> Iterator[None]:
-    """Make `event` Faust's current event while tables are written.
+def writing_as(message: Message) -> Iterator[None]:
+    """Write tables as if `message` were Faust's current event.
 
     Faust picks a table write's changelog partition and RocksDB partition database from the
-    current event. A micro-batch mixes partitions, so each partition's writes are made "as" one
-    of that partition's own events.
+    current event's message. A batch agent has no event, so its writes are made "as" the last
+    message of the partition's batch.
     """
-    token = _current_event.set(weakref.ref(event))
+    event = _Writing(message)  # held here: the context variable keeps only a weak reference
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
     try:
         yield
     finally:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import faust
-
 from headwater.settings import KafkaSettings, StackSettings
 from streams.dashboards.agents import register
 from streams.dashboards.settings import DashboardSettings
@@ -20,7 +18,7 @@ from streams.settings import StreamsSettings
 from streams.transport import App
 
 
-def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> faust.App:
+def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> App:
     brokers = ";".join(kafka.bootstrap_servers.split(","))
     # Per app id: a table's local store records changelog offsets of this app's topics only.
     data_dir = (ds.data_dir or StackSettings().data_dir / "dashboards") / ds.app_id

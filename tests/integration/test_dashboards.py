@@ -7,6 +7,7 @@ standalone dashboards worker and reads the result from the API, as a user would.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,3 +132,44 @@ def test_live_stream_sends_a_snapshot_then_updates(sandbox: Sandbox) -> None:
             if _value(snapshot, "revenue_this_minute") == 42.0:
                 assert snapshot["last_event_ms"] == 10
                 break
+
+
+def test_records_read_again_after_a_kill_are_not_counted_twice(sandbox: Sandbox) -> None:
+    """A worker that never commits is killed: its successor reads every record again from the
+    start of the topics, and must skip the ones its tables (rebuilt from the changelog) hold."""
+    now = datetime.now(UTC).replace(second=20, microsecond=0)
+    lsn = itertools.count(1)
+    producer = sandbox.producer()
+
+    def send(table: str, record: synthetic.Record) -> None:
+        producer.produce(sandbox.topic(table), key=record[0], value=record[1])
+
+    never_commits = {"HW_STREAMS_COMMIT_INTERVAL_S": "86400"}
+    worker = sandbox.start_worker("never-commits", env=never_commits)
+    with ApiServer(sandbox.kafka_settings, sandbox.dashboard_settings) as api:
+        for order_id in (1, 2):
+            send("orders", synthetic.order(order_id, lsn=next(lsn), at=now, total="10.00"))
+        for i in range(1, 41):
+            send("interactions", synthetic.interaction(i, lsn=next(lsn), at=now, customer_id=i))
+        producer.flush()
+        wait_for(
+            api,
+            "sales",
+            lambda s: (_value(s, "orders_this_minute"), s["events"]) == (2.0, 42),
+        )
+        time.sleep(1.0)  # the tables' changelog writes are sent just before the updates
+        sandbox.kill_worker(worker)
+
+        sandbox.start_worker("successor")
+        send("interactions", synthetic.interaction(41, lsn=next(lsn), at=now, customer_id=41))
+        producer.flush()
+        engagement = wait_for(
+            api, "engagement", lambda s: _value(s, "page_views_this_minute") == 41.0, timeout=120
+        )
+        time.sleep(3.0)  # had the old records been counted again, they would show by now
+        engagement = api.dashboard("engagement")
+        sales = api.dashboard("sales")
+    assert _value(engagement, "page_views_this_minute") == 41.0
+    assert _value(sales, "orders_this_minute") == 2.0
+    assert _value(sales, "revenue_this_minute") == 20.0
+    assert sales["events"] == 43

@@ -2,7 +2,7 @@ from typing import NamedTuple
 
 from faust.types import TP
 
-from streams.transport import held_back, rewind_to
+from streams.transport import gaps, held_back, rewind_to, unread
 
 A, B, C = TP("shop.public.products", 0), TP("shop.public.products", 1), TP("t", 0)
 
@@ -19,3 +19,21 @@ def test_held_back_keeps_each_partitions_first_offset() -> None:
 
 def test_rewind_goes_to_the_seek_when_it_is_further_back() -> None:
     assert rewind_to({A: 10, B: 7, C: 3}, {A: 4, B: 9}) == {A: 4, B: 7, C: 3}
+
+
+def _records(*offsets: int) -> list[Rec]:
+    return [Rec(o) for o in offsets]
+
+
+def test_unread_keeps_records_from_the_read_offset_on() -> None:
+    records = _records(5, 6, 7, 8)
+    assert unread(records, None) is records
+    assert unread(records, 5) is records
+    assert [r.offset for r in unread(records, 7)] == [7, 8]
+    assert unread(records, 9) == []
+
+
+def test_gaps_name_the_offsets_missing_between_records() -> None:
+    assert gaps(None, [5, 6, 7]) == []
+    assert gaps(4, [5, 6]) == []
+    assert gaps(2, [5, 6, 9]) == [(3, 5), (7, 9)]

@@ -244,3 +244,23 @@ def test_progress_tracks_watermark_and_lateness() -> None:
     assert p.watermark_ms == T0_MS and p.events == 2 and p.dropped == 1
     assert p.is_late(T0_MS - 2 * MIN, MIN) and not p.is_late(T0_MS - MIN, MIN)
     assert Progress.from_json(p.to_json()) == p
+
+
+def test_progress_notes_in_place_and_keeps_the_offset_taken() -> None:
+    p = Progress()
+    assert p.offset == -1  # nothing taken yet: every record counts
+    p.note(order(10), T0_MS, 0)
+    p.offset = 41
+    assert (p.events, p.watermark_ms, p.offset) == (1, T0_MS, 41)
+    assert Progress.from_json(p.to_json()) == p
+    # Progress written before offsets were kept reads as "nothing taken".
+    legacy = {k: v for k, v in p.to_json().items() if k != "offset"}
+    assert Progress.from_json(legacy).offset == -1
+
+
+def test_fold_shares_window_starts_without_mixing_tables() -> None:
+    deltas = [Delta("orders", T0_MS, 1.0), Delta("orders", T0_MS + 10, 1.0)]
+    folded = logic.fold(deltas)
+    assert folded[("counts_1m", "orders", T0_MS // 1000 - 30)] == 2.0  # 12:00:00
+    hopping = [k for k in folded if k[0] == "counts_15m"]
+    assert len(hopping) == 15 and all(folded[k] == 2.0 for k in hopping)
