@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from faust.types import EventT, StreamT, TableT
+from faust.types import EventT, StreamT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.settings import KafkaSettings
@@ -57,25 +57,44 @@ PUBLISHED_LABELS_MAX = 100_000
 Handled = tuple[list[Delta], int | None, int]
 
 
+ORDERS_PER_BUCKET = 64
+
+
 class OrderStates:
-    """The order-state table as one batch sees it: read through, written once per order."""
+    """The order-state table as one batch of one partition sees it.
 
-    def __init__(self, table: TableT) -> None:
+    Orders are kept in buckets of `ORDERS_PER_BUCKET` consecutive ids (table key
+    `<partition>/<id // ORDERS_PER_BUCKET>`, value `{id: state}`): each table write is a
+    changelog message, and order ids grow with time, so a batch of thousands of new orders
+    writes a few dozen buckets instead of one message per order. An order and its lines
+    always come through the same partition, so a bucket is only ever written by one."""
+
+    def __init__(self, table: MutableMapping[str, Any], partition: int) -> None:
         self.table = table
-        self.changed: dict[str, OrderState] = {}
+        self.partition = partition
+        self.buckets: dict[str, dict[str, Any]] = {}  # read in this batch
+        self.dirty: set[str] = set()
 
-    def get(self, key: str) -> OrderState:
-        if key in self.changed:
-            return self.changed[key]
-        return OrderState.from_json(self.table.get(key))
+    def _bucket(self, order_id: int) -> tuple[str, dict[str, Any]]:
+        key = f"{self.partition}/{order_id // ORDERS_PER_BUCKET}"
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = dict(self.table.get(key) or {})
+        return key, bucket
 
-    def put(self, key: str, state: OrderState) -> None:
-        self.changed[key] = state
+    def get(self, order_id: int) -> OrderState:
+        _, bucket = self._bucket(order_id)
+        return OrderState.from_json(bucket.get(str(order_id)))
+
+    def put(self, order_id: int, state: OrderState) -> None:
+        key, bucket = self._bucket(order_id)
+        bucket[str(order_id)] = state.to_json()
+        self.dirty.add(key)
 
     def write(self) -> None:
-        for key, state in self.changed.items():
-            self.table[key] = state.to_json()
-        self.changed.clear()
+        for key in self.dirty:
+            self.table[key] = self.buckets[key]
+        self.dirty.clear()
 
 
 Handler = Callable[[ChangeEvent, Progress, OrderStates], Handled]
@@ -136,7 +155,7 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
             failed: list[tuple[Any, MalformedEvent]] = []
             with writing_as(batch.last):
                 progress = Progress.from_json(tables.progress.get(progress_key))
-                orders = OrderStates(tables.order_state)
+                orders = OrderStates(tables.order_state, partition)
                 deltas: list[Delta] = []
                 for record in batch.records:
                     if record.offset <= progress.offset:
@@ -181,18 +200,18 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
     def handle_order(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
         if change.table != "orders":
             raise MalformedEvent(f"expected an orders change, got {change.table!r}")
-        key = str(change.key.get("id"))
-        out = logic.apply_order(orders.get(key), change, progress, lateness_ms)
+        order_id = logic.order_id_of(change)
+        out = logic.apply_order(orders.get(order_id), change, progress, lateness_ms)
         if out.state is not None:
-            orders.put(key, out.state)
+            orders.put(order_id, out.state)
         return out.deltas, out.at_ms, out.dropped
 
     def handle_line(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
-        key = str(logic.order_id_of_line(change))
+        order_id = logic.order_id_of_line(change)
         category = tables.categories.get(str(change.row.get("product_id"))) or "uncategorised"
-        out = logic.apply_line(orders.get(key), change, category, progress, lateness_ms)
+        out = logic.apply_line(orders.get(order_id), change, category, progress, lateness_ms)
         if out.state is not None:
-            orders.put(key, out.state)
+            orders.put(order_id, out.state)
         return out.deltas, out.at_ms, out.dropped
 
     def handle_interaction(change: ChangeEvent, progress: Progress, _: OrderStates) -> Handled:

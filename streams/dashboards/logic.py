@@ -362,6 +362,14 @@ def apply_line(
     return Outcome(new, difference(contribution(state), contribution(new)), created_ms, dropped)
 
 
+def order_id_of(event: ChangeEvent) -> int:
+    """The id of the order an `orders` change is about (its key)."""
+    try:
+        return int(_field(event.key, "id", "orders key"))
+    except (TypeError, ValueError) as exc:
+        raise MalformedEvent(f"orders key id is not a number: {exc}") from exc
+
+
 def order_id_of_line(event: ChangeEvent) -> int:
     try:
         return int(_field(event.row, "order_id", "order_items"))

@@ -91,10 +91,11 @@ def declare_tables(app: faust.App, ds: DashboardSettings) -> Tables:
     return Tables(
         windowed=windowed,
         order_state=app.Table(
-            "dashboards-order-state",
+            "dashboards-order-buckets",
             default=None,
             partitions=ds.source_partitions,
-            help="Last seen version of each order and its lines, to emit retractions",
+            help="Last seen version of each order and its lines, to emit retractions; "
+            "in buckets of consecutive order ids (agents.OrderStates)",
         ),
         progress=app.Table(
             "dashboards-progress",
