@@ -168,6 +168,9 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                     except MalformedEvent as exc:
                         failed.append((record, exc))
                         continue
+                    except (KeyError, TypeError, ValueError) as exc:  # a row of the wrong shape
+                        failed.append((record, MalformedEvent(f"{type(exc).__name__}: {exc}")))
+                        continue
                     progress.note(change, at_ms, dropped)
                     deltas.extend(new)
                 progress.offset = batch.records[-1].offset

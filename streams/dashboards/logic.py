@@ -13,8 +13,8 @@ How a change becomes numbers:
   the partition's watermark (the latest event time seen) minus the allowed lateness is counted
   as dropped and never contributes; corrections to facts already counted always apply while
   their window is retained.
-- interactions are insert-only facts: each one counts once (at-least-once: a worker crash
-  between a table write and the offset commit may count a replayed interaction twice).
+- interactions are insert-only facts: each one counts once. Kafka may deliver a record again
+  after a crash; the agents skip records at or below the offset their `Progress` has taken.
 """
 
 from __future__ import annotations
@@ -388,7 +388,8 @@ def interaction_deltas(row: dict[str, Any]) -> tuple[int, list[Delta]]:
     metric = _INTERACTION_METRIC.get(kind)
     if metric is None:
         raise MalformedEvent(f"interactions.kind is not a known kind: {kind!r}")
-    deltas = [Delta(metric, at_ms, 1.0), Delta(ACTIVE_USERS, at_ms, 1.0, str(row["customer_id"]))]
+    customer = str(_field(row, "customer_id", "interactions"))
+    deltas = [Delta(metric, at_ms, 1.0), Delta(ACTIVE_USERS, at_ms, 1.0, customer)]
     product_id = row.get("product_id")
     if kind == "page_view" and product_id is not None:
         deltas.append(Delta(PRODUCT_VIEWS, at_ms, 1.0, str(product_id)))

@@ -7,14 +7,16 @@ standalone dashboards worker and reads the result from the API, as a user would.
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings, Settings
 from streams.dashboards import synthetic
 from streams.dashboards.harness import ApiServer, Sandbox, panel, wait_for
 
@@ -151,6 +153,12 @@ def test_records_read_again_after_a_kill_are_not_counted_twice(sandbox: Sandbox)
             send("orders", synthetic.order(order_id, lsn=next(lsn), at=now, total="10.00"))
         for i in range(1, 41):
             send("interactions", synthetic.interaction(i, lsn=next(lsn), at=now, customer_id=i))
+            if i == 20:  # two bad records amid the good ones: dead letters, not a crash
+                producer.produce(sandbox.topic("interactions"), key=b'{"id":900}', value=b"{no")
+                key, value = synthetic.interaction(901, lsn=next(lsn), at=now)
+                bad = json.loads(value)
+                del bad["customer_id"]
+                producer.produce(sandbox.topic("interactions"), key=key, value=json.dumps(bad))
         producer.flush()
         wait_for(
             api,
@@ -173,3 +181,30 @@ def test_records_read_again_after_a_kill_are_not_counted_twice(sandbox: Sandbox)
     assert _value(sales, "orders_this_minute") == 2.0
     assert _value(sales, "revenue_this_minute") == 20.0
     assert sales["events"] == 43
+    # Two, not four: the successor skipped the bad records it read again, too.
+    letters = _dead_letters(sandbox, sandbox.topic("interactions"), expected=2)
+    errors = sorted(letter["error"] for letter in letters)
+    assert "not JSON" in errors[1] and "customer_id" in errors[0], errors
+    assert {letter["stage"] for letter in letters} == {"dashboards.interactions"}
+
+
+def _dead_letters(sandbox: Sandbox, topic: str, expected: int) -> list[dict]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": sandbox.kafka.bootstrap_servers,
+            "group.id": f"{sandbox.prefix}-dlq-check",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([KafkaSettings().dead_letter_topic(topic)])
+    letters: list[dict] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            letters.append(json.loads(message.value()))
+            if len(letters) >= expected:  # and then a moment longer, for any extra one
+                deadline = min(deadline, time.monotonic() + 3)
+    consumer.close()
+    assert len(letters) == expected, letters
+    return letters
