@@ -57,7 +57,7 @@ PUBLISHED_LABELS_MAX = 100_000
 Handled = tuple[list[Delta], int | None, int]
 
 
-ORDERS_PER_BUCKET = 64
+ORDERS_PER_BUCKET = 256
 
 
 class OrderStates:
@@ -67,7 +67,12 @@ class OrderStates:
     `<partition>/<id // ORDERS_PER_BUCKET>`, value `{id: state}`): each table write is a
     changelog message, and order ids grow with time, so a batch of thousands of new orders
     writes a few dozen buckets instead of one message per order. An order and its lines
-    always come through the same partition, so a bucket is only ever written by one."""
+    always come through the same partition, so a bucket is only ever written by one.
+
+    Why 256: a changelog message costs far more to send than its bytes, so fewer, larger
+    buckets are faster (64 gave 17-25k events/s in the benchmark, 256 gave 26-33k). Over the
+    source's 3 partitions a bucket holds about 85 orders, some 17 KB; a correction to an old
+    order rewrites its bucket."""
 
     def __init__(self, table: MutableMapping[str, Any], partition: int) -> None:
         self.table = table
