@@ -182,9 +182,9 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                 orders.write()
                 outgoing = publish_windows(logic.fold(deltas), partition)
                 tables.progress[progress_key] = progress.to_json()
-            record = {"type": "progress", "stream": name, "partition": partition}
-            record.update(progress.to_json())
-            outgoing.append((f"p|{name}|{partition}", _encode(record)))
+            summary = {"type": "progress", "stream": name, "partition": partition}
+            summary.update(progress.to_json())
+            outgoing.append((f"p|{name}|{partition}", _encode(summary)))
             if failed:
                 topic = batch.tp.topic
                 await dead_letters.send(
