@@ -243,7 +243,15 @@ class App(faust.App):
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 100, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.batch_handlers: dict[str, BatchHandler] = {}
+        self._batch_channels: list[TopicT] = []
         super().__init__(*args, **kwargs)
+
+    def consumed_topics(self) -> tuple[set[str], set[str]]:
+        """(every topic the app's agents and batch agents read, the internal ones among them)."""
+        channels = [agent.channel for agent in self.agents.values()] + self._batch_channels
+        topics = {t for channel in channels for t in channel.topics}
+        internal = {t for channel in channels if channel.internal for t in channel.topics}
+        return topics, internal
 
     def batch_agent(self, topic: TopicT) -> Callable[[BatchHandler], BatchHandler]:
         """Subscribe to `topic` and hand each fetch of a partition's records to the handler."""
@@ -253,6 +261,7 @@ class App(faust.App):
                 if name in self.batch_handlers:
                     raise ValueError(f"topic {name} already has a batch agent")
                 self.batch_handlers[name] = handler
+            self._batch_channels.append(topic)
             self.topics.add(topic)
             return handler
 

@@ -30,9 +30,7 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
         async def on_first_start(self) -> None:
             await super().on_first_start()  # logging is set up; the app has not joined yet
             if streams_settings.auto_offset_reset == "latest":
-                channels = [agent.channel for agent in app.agents.values()]
-                topics = {t for channel in channels for t in channel.topics}
-                internal = {t for channel in channels if channel.internal for t in channel.topics}
+                topics, internal = app.consumed_topics()
                 servers = kafka_settings.bootstrap_servers
                 await asyncio.to_thread(pin_start, servers, app.conf.id, topics, internal)
 

@@ -175,12 +175,6 @@ class Progress:
         if event.lsn > self.max_lsn:
             self.max_lsn = event.lsn
 
-    def seen(self, event: ChangeEvent, at_ms: int | None, dropped: int) -> Progress:
-        """A copy with `event` counted."""
-        out = replace(self)
-        out.note(event, at_ms, dropped)
-        return out
-
     def to_json(self) -> dict[str, int]:
         return {
             "watermark_ms": self.watermark_ms,

@@ -2,7 +2,7 @@ from typing import NamedTuple
 
 from faust.types import TP
 
-from streams.transport import gaps, held_back, rewind_to, unread
+from streams.transport import App, gaps, held_back, rewind_to, unread
 
 A, B, C = TP("shop.public.products", 0), TP("shop.public.products", 1), TP("t", 0)
 
@@ -37,3 +37,22 @@ def test_gaps_name_the_offsets_missing_between_records() -> None:
     assert gaps(None, [5, 6, 7]) == []
     assert gaps(4, [5, 6]) == []
     assert gaps(2, [5, 6, 9]) == [(3, 5), (7, 9)]
+
+
+def test_consumed_topics_include_batch_agents() -> None:
+    """The worker pins a new group's start on these: batch agents' topics must be among them."""
+    app = App("transport-unit", broker="kafka://localhost:1", web_enabled=False)
+    source = app.topic("shop.public.orders")
+    internal = app.topic("transport-unit-lines", internal=True, partitions=1)
+    other = app.topic("shop.public.products")
+
+    async def take(batch: object) -> None: ...
+
+    async def agent(stream: object) -> None: ...
+
+    app.batch_agent(source)(take)
+    app.batch_agent(internal)(take)
+    app.agent(other, name="products")(agent)
+    topics, internal_topics = app.consumed_topics()
+    assert topics == {"shop.public.orders", "transport-unit-lines", "shop.public.products"}
+    assert internal_topics == {"transport-unit-lines"}

@@ -240,7 +240,9 @@ def test_fold_sums_per_window_and_merge_applies_increments() -> None:
 
 def test_progress_tracks_watermark_and_lateness() -> None:
     event = order(10)
-    p = Progress().seen(event, T0_MS, 0).seen(event, T0_MS - MIN, 1)
+    p = Progress()
+    p.note(event, T0_MS, 0)
+    p.note(event, T0_MS - MIN, 1)
     assert p.watermark_ms == T0_MS and p.events == 2 and p.dropped == 1
     assert p.is_late(T0_MS - 2 * MIN, MIN) and not p.is_late(T0_MS - MIN, MIN)
     assert Progress.from_json(p.to_json()) == p
