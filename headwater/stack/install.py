@@ -1,4 +1,5 @@
-"""`headwater stack install`: PostgreSQL binaries, the service user, Kafka, Debezium and ES jars."""
+"""`headwater stack install`: PostgreSQL binaries, the service user, Kafka, Debezium, ES and its
+analysis plugin."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from headwater.settings import Settings
-from headwater.stack import system
+from headwater.stack import analysis_plugin, system
 from headwater.stack.layout import StackLayout
 from headwater.stack.system import StackError
 
@@ -29,7 +30,7 @@ DEBIAN_NO_MAIN_CLUSTER = Path("/etc/postgresql-common/createcluster.d/headwater.
 @dataclass(frozen=True)
 class StepResult:
     component: str
-    # "found", "created", "installed", "cached"; "copied"/"unpacked" from the local Maven
+    # "found", "created", "installed", "built", "cached"; "copied"/"unpacked" from the local Maven
     # repository; "downloaded" when Maven fetched something from Maven Central.
     outcome: str
     where: str
@@ -231,6 +232,17 @@ def install_elasticsearch(settings: Settings, layout: StackLayout) -> StepResult
     return StepResult(name, outcome, str(home), note)
 
 
+def install_analysis_plugin(settings: Settings, layout: StackLayout) -> StepResult:
+    """Build indexers/analysis-plugin/ into the ES home's plugins/, unless the build is current."""
+    home = layout.elasticsearch_home
+    jdk, _ = system.find_jdk()
+    built = analysis_plugin.install(jdk, home, settings.stack.elasticsearch_version)
+    where = str(analysis_plugin.plugin_dir(home))
+    if built is None:
+        return StepResult("analysis plugin", "cached", where, "sources unchanged")
+    return StepResult("analysis plugin", "built", where, f"version {built}")
+
+
 STEPS: list[tuple[str, Callable[[Settings, StackLayout], StepResult]]] = [
     ("PostgreSQL server", lambda s, lay: install_postgres(lay)),
     ("service user", lambda s, lay: install_service_user(s)),
@@ -238,6 +250,7 @@ STEPS: list[tuple[str, Callable[[Settings, StackLayout], StepResult]]] = [
     ("Kafka jars", install_kafka),
     ("Debezium connector", install_debezium),
     ("Elasticsearch", install_elasticsearch),
+    ("Elasticsearch analysis plugin", install_analysis_plugin),
 ]
 
 

@@ -9,14 +9,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from headwater.settings import Settings
-from headwater.stack import config, procs, system
+from headwater.stack import analysis_plugin, config, procs, system
 from headwater.stack.install import COMPLETE_MARKER
 from headwater.stack.layout import SERVICE_NAMES, StackLayout
-from headwater.stack.probes import PROBES
+from headwater.stack.probes import PROBES, elasticsearch_plugins
 from headwater.stack.services import Probe, Service, ServiceStatus, State, evaluate, services_of
 from headwater.stack.system import ServiceUser, StackError
 
@@ -44,6 +44,7 @@ class Started:
     service: str
     at: float
     popen: subprocess.Popen[bytes] | None = None
+    why: str = "starting"
 
 
 @dataclass
@@ -157,6 +158,12 @@ class Stack:
             raise StackError(
                 "the stack is not installed (missing " + ", ".join(missing) + "); "
                 "run `headwater stack install`"
+            )
+        home, version = lay.elasticsearch_home, self.settings.stack.elasticsearch_version
+        if analysis_plugin.installed_version(home) != analysis_plugin.wanted_version(home, version):
+            raise StackError(
+                f"the Elasticsearch analysis plugin in {analysis_plugin.plugin_dir(home)} is "
+                f"missing or older than {analysis_plugin.SOURCE_DIR}; run `headwater stack install`"
             )
         self.java()  # fails clearly without a JDK >= 21
         user = self.user
@@ -374,12 +381,26 @@ class Stack:
             "elasticsearch": self._start_elasticsearch,
         }[name]
 
+    def stale_plugins(self, name: str) -> bool:
+        """Whether our running `name` has not loaded the analysis plugin build now installed."""
+        if name != "elasticsearch":
+            return False
+        installed = analysis_plugin.installed_version(self.layout.elasticsearch_home)
+        return analysis_plugin.needs_restart(installed, elasticsearch_plugins(self.settings))
+
     def ensure_started(self, name: str) -> Started | None:
-        """Start `name` unless our process already runs; None when it was already healthy."""
+        """Start `name` unless our process already runs; None when it was already healthy.
+
+        A healthy Elasticsearch that loaded another build of the analysis plugin is restarted.
+        """
         service = self.services[name]
         status = self.status_of(name)
+        why = "starting"
         if status.state is State.HEALTHY:
-            return None
+            if not self.stale_plugins(name):
+                return None
+            self.stop(name)
+            status, why = self.status_of(name), "restarting to load the new analysis plugin"
         if status.state is State.UNHEALTHY:  # ours, still starting (or hung): wait for it
             return Started(name, time.monotonic())
         if status.state is State.EXTERNAL:
@@ -393,7 +414,7 @@ class Stack:
                 f"{name}: port(s) {', '.join(map(str, taken))} already in use by another process"
             )
         self.layout.pid_file(name).unlink(missing_ok=True)  # stale
-        return self._starter(name)()
+        return replace(self._starter(name)(), why=why)
 
     def _died(self, started: Started) -> str | None:
         if started.popen is not None:
@@ -542,7 +563,7 @@ def up(stack: Stack, on_update: Callable[[str, str], None]) -> UpReport:
                 on_update(name, "healthy (already running)")
             else:
                 report.started.append(name)
-                on_update(name, "starting")
+                on_update(name, started.why)
                 launched[name] = started
         return launched
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from headwater.settings import Settings
+from headwater.stack.analysis_plugin import loaded_plugins
 from headwater.stack.config import DEBEZIUM_POSTGRES_CLASS
 from headwater.stack.services import (
     Probe,
@@ -113,6 +114,24 @@ def probe_elasticsearch(settings: Settings, kafka_home: Path | None = None) -> P
     status = health.get("status") if isinstance(health, dict) else None
     ok = isinstance(health, dict) and es_health_ok(health)
     return Probe(ok, version=version, detail=f"cluster {status}")
+
+
+def elasticsearch_plugins(settings: Settings) -> dict[str, str] | None:
+    """name -> version of the plugins the running node loaded; None if it cannot be asked."""
+    import httpx
+
+    es = settings.elasticsearch
+    try:
+        response = httpx.get(
+            f"{es.url.rstrip('/')}/_nodes/_local/plugins",
+            params={"filter_path": "nodes.*.plugins.name,nodes.*.plugins.version"},
+            timeout=TIMEOUT_S,
+            auth=es.basic_auth(),
+        )
+        response.raise_for_status()
+        return loaded_plugins(response.json())
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 PROBES: dict[str, Callable[[Settings, Path | None], Probe]] = {
