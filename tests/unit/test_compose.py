@@ -188,3 +188,14 @@ def test_compose_file_is_valid(compose: dict[str, Any]) -> None:
         cwd=PROJECT_ROOT,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_elasticsearch_is_the_full_official_image(compose: dict[str, Any]) -> None:
+    """The official image bundles the analysis-common module (language analyzers, stemmer,
+    synonyms, n-grams, folding), so compose needs nothing for them; the local stack's minimal
+    distribution gets the same names from indexers/analysis-plugin/, at the same version."""
+    image = compose["services"]["elasticsearch"]["image"]
+    name, _, tag = image.partition(":")
+    assert name == "docker.elastic.co/elasticsearch/elasticsearch"
+    default = StackSettings.model_fields["elasticsearch_version"].default
+    assert tag == f"${{HW_STACK_ELASTICSEARCH_VERSION:-{default}}}"
