@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 
 from api import dashboards, health, search
 from api.settings import ApiSettings
-from headwater.settings import ElasticsearchSettings, KafkaSettings, Settings
+from connectors.sources import resolve
+from headwater.settings import Settings
 from indexers.catalog import client
+from indexers.declared import declared_indexes
 from streams.settings import StreamsSettings
 
 
@@ -27,8 +29,9 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    kafka = settings.kafka if settings else KafkaSettings()
-    es_settings = settings.elasticsearch if settings else ElasticsearchSettings()
+    settings = settings or Settings.load()
+    kafka = settings.kafka
+    es_settings = settings.elasticsearch
     app = FastAPI(
         title="Headwater",
         description="Search over the shop, kept fresh from its change stream.",
@@ -36,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.api = ApiSettings()
     app.state.streams = StreamsSettings()
+    pipelines, bindings = resolve(settings)
+    app.state.indexes = declared_indexes(pipelines, bindings, app.state.streams.index_prefix)
     app.state.kafka = kafka
     app.state.es = client(es_settings, timeout_s=10)
     app.add_exception_handler(RequestValidationError, _bad_request)

@@ -1,4 +1,5 @@
-"""`GET /search`: hits, highlights, facets and total from a search index (through its alias)."""
+"""`GET /search` and `GET /suggest` on any declared index (through its alias): hits,
+highlights, the declared facets and total; prefix completions."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from indexers.catalog import spec
-from indexers.search import SearchError, search
+from indexers.declared import UnknownIndex, pick
+from indexers.search import SearchError, search, suggest
 
 router = APIRouter(tags=["search"])
 
@@ -37,7 +38,7 @@ class SearchResponse(BaseModel):
 def search_endpoint(
     request: Request,
     q: Annotated[str, Query(max_length=500, description="Words to look for.")] = "",
-    index: Annotated[str, Query(description="products or reviews.")] = "products",
+    index: Annotated[str, Query(description="A declared index, e.g. products.")] = "products",
     filter: Annotated[
         list[str] | None,
         Query(description="field=value (e.g. category=books); repeat for more."),
@@ -47,16 +48,37 @@ def search_endpoint(
 ) -> dict[str, Any]:
     state = request.app.state
     try:
-        alias = spec(index, state.streams.index_prefix).alias
+        target = pick(state.indexes, index)
         return search(
             state.es,
-            alias,
-            index,
+            target.alias,
+            target.shaper.declaration,
             q,
             filter or [],
             page,
             size or state.api.default_size,
             state.api.max_size,
         )
-    except (SearchError, ValueError) as exc:
+    except (SearchError, UnknownIndex) as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
+
+
+class Suggestions(BaseModel):
+    suggestions: list[str]
+
+
+@router.get("/suggest", response_model=Suggestions)
+def suggest_endpoint(
+    request: Request,
+    prefix: Annotated[str, Query(min_length=1, max_length=100, description="What was typed.")],
+    index: Annotated[str, Query(description="A declared index, e.g. products.")] = "products",
+    size: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> dict[str, Any]:
+    """Completions of what was typed so far, from the index's suggest fields."""
+    state = request.app.state
+    try:
+        target = pick(state.indexes, index)
+        found = suggest(state.es, target.alias, target.shaper.declaration, prefix, size)
+    except (SearchError, UnknownIndex) as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return {"suggestions": found}

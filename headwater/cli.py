@@ -50,7 +50,8 @@ def _register() -> None:
     from headwater.run import run, stop
     from headwater.stack.cli import app as stack_app
     from headwater.workload import generate
-    from streams.cli import indexers_app, search, verify_app, worker
+    from indexers.cli import indexers_app, pipelines_app, search, verify_app
+    from streams.cli import worker
     from streams.dashboards.cli import app as dashboards_app
 
     app.add_typer(stack_app, name="stack")
@@ -63,6 +64,7 @@ def _register() -> None:
     app.command("search")(search)
     app.add_typer(verify_app, name="verify")
     app.add_typer(indexers_app, name="indexers")
+    app.add_typer(pipelines_app, name="pipelines")
     app.add_typer(bench_app, name="bench")
     app.add_typer(batch_app, name="batch")
     app.add_typer(dashboards_app, name="dashboards")

@@ -141,6 +141,7 @@ def run(
     _step("stack", ["stack", "up"])
     _step("schema", ["db", "migrate"])
     _step("connectors", ["connectors", "apply"])
+    _step("pipelines", ["pipelines", "apply"])
     console.rule("[bold]workers and API")
     api = ApiSettings()
     pids = {p.name: start(p, settings) for p in app_processes(api.host, api.port)}
@@ -168,6 +169,7 @@ def run(
             ["Search API (OpenAPI at /docs)", f"{api.url}/search?q=kettle"],
             ["Dashboards (live page)", f"{api.url}/ui/dashboards"],
             ["Check the index against the source", "headwater verify search"],
+            ["Prefix completion", f"{api.url}/suggest?prefix=ket"],
             *[[f"{name} (pid {pid})", str(logs / f"{name}.log")] for name, pid in pids.items()],
             ["service status", "headwater stack status"],
             ["stop everything", "headwater stop && headwater stack down"],

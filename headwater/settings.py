@@ -107,6 +107,14 @@ class ElasticsearchSettings(_Component):
         return None
 
 
+class PipelinesSettings(_Component):
+    """Where the pipeline declarations live (`indexes/`, `mirrors/`): the shop's by default."""
+
+    model_config = _config("HW_PIPELINES_")
+
+    dir: Path = PROJECT_ROOT / "pipelines"
+
+
 def others_can_enter(path: Path) -> bool:
     """Whether every directory from / down to `path` has the 'others may enter' bit (o+x)."""
     path = path.absolute()
@@ -178,6 +186,7 @@ class Settings(BaseModel):
     connect: ConnectSettings
     elasticsearch: ElasticsearchSettings
     stack: StackSettings
+    pipelines: PipelinesSettings = Field(default_factory=PipelinesSettings)
 
     @classmethod
     def load(cls) -> Settings:
@@ -187,6 +196,7 @@ class Settings(BaseModel):
             connect=ConnectSettings(),
             elasticsearch=ElasticsearchSettings(),
             stack=StackSettings(),
+            pipelines=PipelinesSettings(),
         )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:

@@ -1,36 +1,40 @@
 """The search indexes: their names, aliases and templates, and creating them when missing.
 
-Every index lives behind an alias (`products` -> `products-v1`): clients and workers only ever
-name the alias, so `reindex` can build `products-v2` and swap the alias in one atomic step.
-The alias filters on `live: true`, hiding the dead markers deleted rows leave behind
-(see `indexers.documents`).
+Every declared index lives behind an alias (`products` -> `products-v1`): clients and workers
+only ever name the alias, so `reindex` can build `products-v2` and swap the alias in one atomic
+step. The alias filters on `hw_live: true`, hiding the dead markers deleted rows leave behind
+(see `indexers.documents`). Templates are generated from the declarations (`indexers.mapping`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 from elasticsearch import BadRequestError as ESBadRequest
 
+from headwater.pipelines.declarations import IndexDeclaration
 from headwater.settings import ElasticsearchSettings
+from indexers import mapping
+from indexers.documents import LIVE
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-LIVE_FILTER: dict[str, Any] = {"term": {"live": True}}
-INDEX_NAMES = ("products", "reviews")
+LIVE_FILTER: dict[str, Any] = {"term": {LIVE: True}}
+# Index settings fixed at creation; a change to them takes `headwater indexers reindex`.
+STATIC_SETTINGS = frozenset({"number_of_shards", "index.number_of_shards", "analysis"})
 
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """One logical index (`products`), named under a prefix so tests get their own."""
+    """One declared index, named under a prefix so tests get their own."""
 
-    name: str
+    declaration: IndexDeclaration
     prefix: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
 
     @property
     def alias(self) -> str:
@@ -38,7 +42,7 @@ class IndexSpec:
 
     @property
     def template_name(self) -> str:
-        return f"{self.prefix}{self.name}"
+        return self.alias
 
     def versioned(self, version: int) -> str:
         return f"{self.alias}-v{version}"
@@ -48,9 +52,7 @@ class IndexSpec:
         return int(match.group(1)) if match else None
 
     def template(self) -> dict[str, Any]:
-        body = dict(_template_file(self.name))
-        body["index_patterns"] = [f"{self.alias}-v*"]
-        return body
+        return mapping.template(self.declaration, self.alias)
 
     def dynamic_settings(self) -> dict[str, Any]:
         """The template's settings that a live index takes without a reindex (not shards)."""
@@ -59,22 +61,6 @@ class IndexSpec:
 
     def alias_body(self) -> dict[str, Any]:
         return {"filter": LIVE_FILTER, "is_write_index": True}
-
-
-# Index settings fixed at creation; a change to them takes `headwater indexers reindex`.
-STATIC_SETTINGS = frozenset({"number_of_shards", "index.number_of_shards"})
-
-
-@cache
-def _template_file(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((TEMPLATES_DIR / f"{name}.json").read_text())
-    return data
-
-
-def spec(name: str, prefix: str = "") -> IndexSpec:
-    if name not in INDEX_NAMES:
-        raise ValueError(f"unknown index {name!r}; known: {', '.join(INDEX_NAMES)}")
-    return IndexSpec(name, prefix)
 
 
 def client(settings: ElasticsearchSettings, timeout_s: float = 30.0) -> Elasticsearch:

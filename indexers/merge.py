@@ -1,15 +1,15 @@
-"""Writing product documents: read, merge (`indexers.documents.merge_product`), compare-and-set.
+"""Writing merged documents: read, merge (`indexers.documents.merge`), compare-and-set.
 
-Two streams (product rows and review ratings) and possibly several workers write the same
-product document, so each write is a read-modify-write: `mget` the current documents of a batch
-(realtime, dead markers included: a get by id ignores the alias filter), merge in Python, write
-with `if_seq_no`/`if_primary_term` (or `create` if there was none) and, for the documents whose
-write lost a race, read and merge again. Because the merge is idempotent and ordered per
-component by LSN, retrying never double-counts and never goes back in time.
+Several streams (a table's rows and the child rows summarised into them) and possibly several
+workers write the same document, so each write is a read-modify-write: `mget` the current
+documents of a batch (realtime, dead markers included: a get by id ignores the alias filter),
+merge in Python, write with `if_seq_no`/`if_primary_term` (or `create` if there was none) and,
+for the documents whose write lost a race, read and merge again. Because the merge is idempotent
+and ordered per component by LSN, retrying never double-counts and never goes back in time.
 
 The merger remembers what it last wrote (document, `_seq_no`, `_primary_term`) for the most
-recently written products and merges into that instead of reading: in the common case (one
-writer per product) the compare-and-set succeeds and a batch costs one request. If anyone else
+recently written documents and merges into that instead of reading: in the common case (one
+writer per document) the compare-and-set succeeds and a batch costs one request. If anyone else
 wrote meanwhile, the compare-and-set fails, the entry is dropped and the document is read.
 Entries are keyed by the concrete index behind the alias, resolved per batch, so after a
 `reindex` swap the new index's documents are read, never assumed.
@@ -27,65 +27,68 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch
 
+from headwater.pipelines.declarations import IndexDeclaration
 from indexers.bulk import Action, AsyncBulkWriter, BulkResult
-from indexers.documents import merge_product
+from indexers.documents import Params, merge
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class MergeRequest:
-    """Bring this product document up to date with `params` (see `merge_params`)."""
+    """Bring document `id` up to date with `params`."""
 
-    product_id: int
-    params: dict[str, Any]
+    id: str
+    params: Params
     where: str = ""
     key: str = ""
     origin: Any = None
 
 
-def combine(requests: Iterable[MergeRequest]) -> dict[int, MergeRequest]:
-    """One request per product: the newest product component and each review's newest entry."""
-    out: dict[int, MergeRequest] = {}
+def combine(requests: Iterable[MergeRequest]) -> dict[str, MergeRequest]:
+    """One request per document: the newest row component and each child's newest entry."""
+    out: dict[str, MergeRequest] = {}
     for request in requests:
-        kept = out.get(request.product_id)
+        kept = out.get(request.id)
         if kept is None:
-            out[request.product_id] = request
+            params = Params(children={})
+            params.absorb(request.params)
+            out[request.id] = MergeRequest(
+                request.id, params, request.where, request.key, request.origin
+            )
             continue
-        product = kept.params.get("product")
-        new_product = request.params.get("product")
-        if new_product is not None and (product is None or new_product["lsn"] >= product["lsn"]):
-            product = new_product
-        reviews = dict(kept.params.get("reviews") or {})
-        for review_id, entry in (request.params.get("reviews") or {}).items():
-            if review_id not in reviews or entry[0] >= reviews[review_id][0]:
-                reviews[review_id] = entry
-        out[request.product_id] = MergeRequest(
-            request.product_id,
-            {"product": product, "reviews": reviews or None},
-            request.where,
-            request.key,
-            request.origin,
+        kept.params.absorb(request.params)
+        out[request.id] = MergeRequest(
+            request.id, kept.params, request.where, request.key, request.origin
         )
     return out
 
 
 def plan_writes(
-    index: str, requests: dict[int, MergeRequest], found: dict[int, dict[str, Any]]
+    declaration: IndexDeclaration,
+    index: str,
+    requests: dict[str, MergeRequest],
+    found: dict[str, dict[str, Any]],
 ) -> tuple[list[Action], int]:
     """Compare-and-set writes for the documents that change, and how many did not change.
 
-    `found` maps a product id to its current `_source`, `_seq_no` and `_primary_term`.
+    `found` maps a document id to its current `_source`, `_seq_no` and `_primary_term`.
     """
     actions, unchanged = [], 0
-    for product_id, request in requests.items():
-        current = found.get(product_id)
-        merged = merge_product(current["_source"] if current else None, request.params)
+    for doc_id, request in requests.items():
+        current = found.get(doc_id)
+        merged = merge(declaration, current["_source"] if current else None, request.params)
         if merged is None:
             unchanged += 1
             continue
-        common: dict[str, Any] = {"index": index, "id": str(product_id), "body": merged,
-                  "where": request.where, "key": request.key, "origin": request}  # fmt: skip
+        common: dict[str, Any] = {
+            "index": index,
+            "id": doc_id,
+            "body": merged,
+            "where": request.where,
+            "key": request.key,
+            "origin": request,
+        }
         if current is None:
             actions.append(Action(op="create", **common))
         else:
@@ -100,14 +103,21 @@ def plan_writes(
     return actions, unchanged
 
 
-class AsyncProductMerger:
+class AsyncMerger:
+    """Merged writes to one declared index."""
+
     def __init__(
-        self, es: AsyncElasticsearch, writer: AsyncBulkWriter, cache_size: int = 50_000
+        self,
+        es: AsyncElasticsearch,
+        writer: AsyncBulkWriter,
+        declaration: IndexDeclaration,
+        cache_size: int = 50_000,
     ) -> None:
         self.es = es
         self.writer = writer
+        self.declaration = declaration
         self.cache_size = cache_size
-        self._known: dict[tuple[str, int], dict[str, Any]] = {}
+        self._known: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def _concrete(self, index: str) -> str:
         try:
@@ -120,7 +130,7 @@ class AsyncProductMerger:
         for action, item in result.acknowledged:
             if "_seq_no" not in item:
                 continue
-            key = (item["_index"], int(action.id))
+            key = (item["_index"], action.id)
             self._known.pop(key, None)
             self._known[key] = {
                 "_source": action.body,
@@ -130,19 +140,25 @@ class AsyncProductMerger:
         while len(self._known) > self.cache_size:
             del self._known[next(iter(self._known))]
 
-    async def _current(self, index: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    async def current(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored documents among `ids` (dead markers included), read in real time."""
         attempt = 0
         while True:
             try:
-                response = await self.es.mget(index=index, ids=[str(i) for i in ids])
+                response = await self.es.mget(index=index, ids=ids)
                 break
             except (TransportConnectionError, ConnectionTimeout, ApiError) as exc:
                 attempt += 1
                 delay = self.writer.policy.delay(min(attempt, 10))
-                log.warning("reading %d product documents failed (%s); retry in %.2fs",
-                            len(ids), exc, delay)  # fmt: skip
+                log.warning(
+                    "reading %d documents of %s failed (%s); retry in %.2fs",
+                    len(ids),
+                    index,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
-        return {int(doc["_id"]): doc for doc in response.body["docs"] if doc.get("found")}
+        return {doc["_id"]: doc for doc in response.body["docs"] if doc.get("found")}
 
     async def merge(self, index: str, requests: Iterable[MergeRequest]) -> BulkResult:
         total = BulkResult()
@@ -150,14 +166,14 @@ class AsyncProductMerger:
         concrete = await self._concrete(index) if pending else index
         while pending:
             found = {
-                pid: self._known[(concrete, pid)]
-                for pid in pending
-                if (concrete, pid) in self._known
+                doc_id: self._known[(concrete, doc_id)]
+                for doc_id in pending
+                if (concrete, doc_id) in self._known
             }
-            unknown = [pid for pid in pending if pid not in found]
+            unknown = [doc_id for doc_id in pending if doc_id not in found]
             if unknown:
-                found.update(await self._current(index, unknown))
-            actions, unchanged = plan_writes(index, pending, found)
+                found.update(await self.current(index, unknown))
+            actions, unchanged = plan_writes(self.declaration, index, pending, found)
             total.stale += unchanged
             result = await self.writer.write(actions)
             self._remember(result)
@@ -165,6 +181,6 @@ class AsyncProductMerger:
             result.acknowledged = []
             total.add(result)
             for action in conflicts:
-                self._known.pop((concrete, int(action.id)), None)
-            pending = {int(a.id): pending[int(a.id)] for a in conflicts}
+                self._known.pop((concrete, action.id), None)
+            pending = {a.id: pending[a.id] for a in conflicts}
         return total

@@ -1,15 +1,18 @@
-"""Reindex: build the next version of an index from the source of truth, then swap the alias.
+"""Reindex: build the next version of a declared index from its source, then swap the alias.
 
-1. Create `<alias>-v<n+1>` (the template gives it settings and mappings).
+1. Create `<alias>-v<n+1>` (the template, generated from the declaration, gives it settings and
+   mappings).
 2. Load it from a snapshot of the source database taken at WAL position W, with the same
-   ordering rules as the workers (reviews: external version W; products: merged with every
-   component at W), so anything the workers write with a newer LSN wins over it. A document
-   of the current index whose row is not in the snapshot gets a dead marker at W: the source
-   says the row was gone at W, so a stale live copy cannot carry over in step 3, while a row
-   re-inserted after W (a newer LSN) still does.
-3. Copy the current index into it, versions intact (reviews: each document with its own
-   version, externally; products: every document merged): changes the workers applied while
-   the snapshot was loading, and dead markers, carry over; what the snapshot has newer wins.
+   ordering rules as the workers (plain indexes: external version W; indexes with summaries:
+   merged with every component at W), so anything the workers write with a newer LSN wins over
+   it. A document of the current index whose row is not in the snapshot gets a dead marker at
+   W, and so does a summarised child the snapshot no longer has: the source says it was gone at
+   W, so a stale copy cannot carry over in step 3, while a row re-inserted after W (a newer
+   LSN) still does.
+3. Copy the current index into it, versions intact (plain: each document with its own version,
+   externally; with summaries: every document merged): changes the workers applied while the
+   snapshot was loading, and dead markers, carry over; what the snapshot has newer wins.
+   Documents of an older layout (without `hw_lsn`) are not copied: the snapshot replaces them.
 4. Swap the alias in one `_aliases` call: searches answer from the old index until that
    instant and from the new one after it.
 5. Copy once more, for writes that landed on the old index just before the swap.
@@ -27,12 +30,12 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
-from headwater.settings import Settings
+from headwater.settings import ElasticsearchSettings
 from indexers import source
 from indexers.bulk import Action, AsyncBulkWriter, write_sync
 from indexers.catalog import IndexSpec, async_client, ensure_index, versions
-from indexers.documents import PRODUCT_FIELDS, dead_review, merge_params, product_fields
-from indexers.merge import AsyncProductMerger, MergeRequest
+from indexers.documents import CHILDREN, LIVE, LSN, Params, Shaper
+from indexers.merge import AsyncMerger, MergeRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +50,59 @@ class ReindexResult:
     copied: int
 
 
-def _review_snapshot(index: str, docs: Iterable[dict[str, Any]], lsn: int) -> Iterator[Action]:
-    for doc in docs:
-        yield Action(op="index", index=index, id=str(doc["id"]), body=doc, version=lsn)
+@dataclass
+class Snapshot:
+    """The source at one WAL position, as writes to the new index."""
+
+    lsn: int
+    actions: list[Action]
+    merges: list[MergeRequest]
+    # parent id -> summary -> child ids present in the snapshot
+    children: dict[str, dict[str, set[str]]]
+
+    @property
+    def ids(self) -> set[str]:
+        return {a.id for a in self.actions} | {
+            m.id for m in self.merges if m.params.lsn is not None
+        }
 
 
-def _product_snapshot(conn: Any, lsn: int) -> Iterator[MergeRequest]:
-    ratings = source.review_ratings(conn)
-    for product in source.product_rows(conn):
-        reviews = {rid: (lsn, rating) for rid, rating in ratings.pop(product.id, {}).items()}
-        params = merge_params(product=product_fields(product), product_lsn=lsn, reviews=reviews)
-        yield MergeRequest(product.id, params)
-    # Reviews whose product row is gone still count once it comes back (same key re-inserted).
-    for product_id, orphans in ratings.items():
-        reviews = {rid: (lsn, rating) for rid, rating in orphans.items()}
-        yield MergeRequest(product_id, merge_params(reviews=reviews))
+def take_snapshot(conn: Any, shaper: Shaper, new: str, lsn: int) -> Snapshot:
+    declaration = shaper.declaration
+    if not declaration.summaries:
+        actions = [
+            Action(
+                op="index",
+                index=new,
+                id=shaped.id,
+                version=lsn,
+                body={**shaped.fields, LIVE: True, LSN: lsn},
+            )
+            for shaped in source.rows(conn, shaper)
+        ]
+        return Snapshot(lsn, actions, [], {})
+    per_summary = {
+        s.name: source.children(conn, shaper.child(s.name)) for s in declaration.summaries
+    }
+    present: dict[str, dict[str, set[str]]] = {}
+    merges = []
+
+    def child_params(parent: str) -> dict[str, dict[str, list[Any]]]:
+        out = {}
+        for name, groups in per_summary.items():
+            entries = groups.pop(parent, {})
+            present.setdefault(parent, {})[name] = set(entries)
+            out[name] = {cid: [lsn, values] for cid, values in entries.items()}
+        return out
+
+    for shaped in source.rows(conn, shaper):
+        params = Params(lsn=lsn, live=True, fields=shaped.fields, children=child_params(shaped.id))
+        merges.append(MergeRequest(shaped.id, params))
+    # Children whose parent row is gone still count once it comes back (same key re-inserted).
+    orphans = {parent for groups in per_summary.values() for parent in groups}
+    for parent in orphans:
+        merges.append(MergeRequest(parent, Params(children=child_params(parent))))
+    return Snapshot(lsn, [], merges, present)
 
 
 def absent_ids(current: Iterable[str], snapshot: Iterable[str]) -> list[str]:
@@ -70,80 +111,116 @@ def absent_ids(current: Iterable[str], snapshot: Iterable[str]) -> list[str]:
     return [doc_id for doc_id in current if doc_id not in present]
 
 
-def _ids(es: Elasticsearch, index: str, fields: list[str]) -> dict[str, dict[str, Any]]:
-    query: dict[str, Any] = {"query": {"match_all": {}}, "_source": fields or False}
-    return {hit["_id"]: hit.get("_source") or {} for hit in scan(es, index=index, query=query)}
+def _scan(es: Elasticsearch, index: str, **query: Any) -> Iterator[dict[str, Any]]:
+    yield from scan(es, index=index, query={"query": {"match_all": {}}, **query}, size=1000)
 
 
-def _product_tombstones(
-    es: Elasticsearch, old: str, requests: list[MergeRequest], lsn: int
-) -> list[MergeRequest]:
-    rows = [str(r.product_id) for r in requests if r.params["product"] is not None]
-    params = merge_params(product_lsn=lsn, product_live=False)
-    return [MergeRequest(int(i), params) for i in absent_ids(_ids(es, old, []), rows)]
-
-
-def _review_tombstones(
-    es: Elasticsearch, old: str, new: str, actions: list[Action], lsn: int
-) -> list[Action]:
-    current = _ids(es, old, ["product_id"])
-    return [
-        Action(
-            op="index",
-            index=new,
-            id=i,
-            body=dead_review(int(i), current[i].get("product_id")),
-            version=lsn,
-        )
-        for i in absent_ids(current, (a.id for a in actions))
+def tombstones(es: Elasticsearch, old: str, new: str, snapshot: Snapshot) -> Snapshot:
+    """Dead markers at the snapshot for what the old index has and the source no longer does."""
+    gone = absent_ids((hit["_id"] for hit in _scan(es, old, _source=False)), snapshot.ids)
+    lsn = snapshot.lsn
+    if snapshot.merges or snapshot.children:
+        merges = [MergeRequest(i, Params(lsn=lsn, live=False)) for i in gone]
+        return Snapshot(lsn, [], merges, {})
+    actions = [
+        Action(op="index", index=new, id=i, version=lsn, body={LIVE: False, LSN: lsn}) for i in gone
     ]
+    return Snapshot(lsn, actions, [], {})
 
 
-def _product_copies(es: Elasticsearch, old: str) -> Iterator[MergeRequest]:
-    for hit in scan(es, index=old, query={"query": {"match_all": {}}}, size=1000):
-        doc = hit["_source"]
-        lsn = doc.get("product_lsn", -1)
-        fields = {f: doc[f] for f in PRODUCT_FIELDS if f in doc}
-        reviews = {int(rid): (v[0], v[1]) for rid, v in (doc.get("review_state") or {}).items()}
-        params = merge_params(
-            product=fields if lsn >= 0 else None,
-            product_lsn=lsn if lsn >= 0 else None,
-            product_live=bool(doc.get("live")),
-            reviews=reviews,
-        )
-        yield MergeRequest(int(hit["_id"]), params)
+def copy_params(
+    doc: dict[str, Any], snapshot: Snapshot | None, declared: Iterable[str]
+) -> Params | None:
+    """A document of the old index as merge parameters; None for an older layout.
+
+    A child entry written before the snapshot that the snapshot lacks was deleted by then: it
+    comes back as deleted at the snapshot, so a reindex heals stale summaries.
+    """
+    if LSN not in doc:
+        return None
+    lsn = doc[LSN]
+    fields = {f: doc[f] for f in declared if f in doc}
+    children: dict[str, dict[str, list[Any]]] = {}
+    for summary, entries in (doc.get(CHILDREN) or {}).items():
+        kept = children.setdefault(summary, {})
+        for child_id, entry in entries.items():
+            kept[child_id] = list(entry)
+    if snapshot is not None:
+        doc_id = str(doc.get("_id"))
+        present = snapshot.children.get(doc_id, {})
+        for summary, entries in children.items():
+            for child_id, entry in entries.items():
+                if entry[0] <= snapshot.lsn and child_id not in present.get(summary, set()):
+                    entries[child_id] = [snapshot.lsn, None]
+    return Params(
+        lsn=lsn if lsn >= 0 else None,
+        live=bool(doc.get(LIVE)),
+        fields=fields if lsn >= 0 else None,
+        children=children,
+    )
 
 
-def _merge(settings: Settings, index: str, requests: list[MergeRequest]) -> None:
+def _merge(
+    settings: ElasticsearchSettings, index: IndexSpec, new: str, requests: list[MergeRequest]
+) -> None:
     async def go() -> None:
-        es = async_client(settings.elasticsearch, timeout_s=120)
+        es = async_client(settings, timeout_s=120)
         try:
-            merger = AsyncProductMerger(es, AsyncBulkWriter(es, require_alias=False))
+            writer = AsyncBulkWriter(es, require_alias=False)
+            merger = AsyncMerger(es, writer, index.declaration)
             for start in range(0, len(requests), 1000):
-                await merger.merge(index, requests[start : start + 1000])
+                await merger.merge(new, requests[start : start + 1000])
         finally:
             await es.close()
 
     asyncio.run(go())
 
 
-def _copy(settings: Settings, es: Elasticsearch, index: IndexSpec, old: str, new: str) -> int:
-    if index.name == "products":
-        copies = list(_product_copies(es, old))
-        _merge(settings, new, copies)
-        return len(copies)
+def _copy(
+    settings: ElasticsearchSettings,
+    es: Elasticsearch,
+    index: IndexSpec,
+    old: str,
+    new: str,
+    snapshot: Snapshot | None,
+) -> int:
+    if index.declaration.summaries:
+        declared = index.declaration.fields
+        requests = []
+        for hit in _scan(es, old):
+            params = copy_params({**hit["_source"], "_id": hit["_id"]}, snapshot, declared)
+            if params is not None:
+                requests.append(MergeRequest(hit["_id"], params))
+        _merge(settings, index, new, requests)
+        return len(requests)
     actions = [
         Action(op="index", index=new, id=hit["_id"], body=hit["_source"], version=hit["_version"])
-        for hit in scan(es, index=old, query={"query": {"match_all": {}}, "version": True})
+        for hit in _scan(es, old, version=True)
+        if LSN in hit["_source"]
     ]
     write_sync(es, actions)
     return len(actions)
 
 
-def reindex(
-    settings: Settings,
+def _write(
+    settings: ElasticsearchSettings,
     es: Elasticsearch,
     index: IndexSpec,
+    new: str,
+    snapshot: Snapshot,
+) -> None:
+    if snapshot.actions:
+        write_sync(es, snapshot.actions)
+    if snapshot.merges:
+        _merge(settings, index, new, snapshot.merges)
+
+
+def reindex(
+    settings: ElasticsearchSettings,
+    dsn: str,
+    es: Elasticsearch,
+    index: IndexSpec,
+    shaper: Shaper,
     drop_old: bool = False,
     progress: Callable[[str], None] = log.info,
 ) -> ReindexResult:
@@ -151,27 +228,19 @@ def reindex(
     new = index.versioned(max(versions(es, index), default=1) + 1)
     es.indices.create(index=new)
     progress(f"created {new}")
-    with source.connect(settings.postgres.dsn()) as conn, conn.transaction():
+    with source.connect(dsn) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         lsn = source.snapshot_lsn(conn)
-        if index.name == "reviews":
-            reviews = list(_review_snapshot(new, source.review_documents(conn), lsn))
-            loaded = len(reviews)
-        else:
-            products = list(_product_snapshot(conn, lsn))
-            loaded = len(products)
-    if index.name == "reviews":
-        dead_reviews = _review_tombstones(es, old, new, reviews, lsn)
-        write_sync(es, reviews + dead_reviews)
-        gone = len(dead_reviews)
-    else:
-        dead_products = _product_tombstones(es, old, products, lsn)
-        _merge(settings, new, products + dead_products)
-        gone = len(dead_products)
+        snapshot = take_snapshot(conn, shaper, new, lsn)
+    loaded = len(snapshot.actions) + sum(1 for m in snapshot.merges if m.params.lsn is not None)
+    dead = tombstones(es, old, new, snapshot)
+    _write(settings, es, index, new, snapshot)
+    _write(settings, es, index, new, dead)
     progress(f"loaded {loaded} documents from the source snapshot at LSN {lsn}")
+    gone = len(dead.actions) + len(dead.merges)
     if gone:
         progress(f"{gone} documents of {old} have no row in the source: marked deleted")
-    copied = _copy(settings, es, index, old, new)
+    copied = _copy(settings, es, index, old, new, snapshot)
     es.indices.refresh(index=new)
     es.indices.update_aliases(
         actions=[
@@ -180,7 +249,7 @@ def reindex(
         ]
     )
     progress(f"alias {index.alias} now points to {new} (was {old})")
-    copied += _copy(settings, es, index, old, new)
+    copied += _copy(settings, es, index, old, new, snapshot)
     es.indices.refresh(index=new)
     if drop_old:
         es.indices.delete(index=old)

@@ -1,4 +1,5 @@
-"""Reading the source of truth (the shop database) as search documents, for reindex and verify."""
+"""Reading the source of truth (a declared index's table, and its summarised child tables) as
+search documents, for `reindex` and `verify`. Shaped by the same `Shaper` as the workers."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from headwater.models.shop import Product, Review
-from indexers.documents import product_fields, review_document, summary_of
+from headwater.pipelines.declarations import Source
+from indexers.documents import ChildShape, Shaped, Shaper, figures
 
-_PRODUCTS = "SELECT * FROM products ORDER BY id"
-_RATINGS = "SELECT id, product_id, rating FROM reviews ORDER BY id"
-_REVIEWS = "SELECT * FROM reviews ORDER BY id"
+# parent document id -> child id -> values (in the summary's `read_columns` order)
+Children = dict[str, dict[str, list[Any]]]
 
 
 def connect(dsn: str) -> psycopg.Connection[dict[str, Any]]:
@@ -27,38 +28,43 @@ def snapshot_lsn(conn: psycopg.Connection[Any]) -> int:
     return int(row["lsn"] if isinstance(row, dict) else row[0])
 
 
-def review_ratings(conn: psycopg.Connection[Any]) -> dict[int, dict[int, int]]:
-    """product id -> {review id: rating} for every review."""
-    out: dict[int, dict[int, int]] = {}
-    for row in conn.execute(_RATINGS):
-        out.setdefault(row["product_id"], {})[row["id"]] = row["rating"]
+def _select(source: Source, columns: list[str]) -> sql.Composed:
+    return sql.SQL("SELECT {} FROM {}.{}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in dict.fromkeys(columns)),
+        sql.Identifier(source.schema_name),
+        sql.Identifier(source.table_name),
+    )
+
+
+def rows(conn: psycopg.Connection[Any], shaper: Shaper) -> Iterator[Shaped]:
+    """Every row of the index's table, shaped (a server-side cursor: any table size)."""
+    declaration = shaper.declaration
+    columns = [declaration.column_of(f) for f in declaration.row_fields]
+    with conn.cursor(name=f"scan_{declaration.name}") as cur:
+        cur.execute(_select(declaration.source, columns))
+        for row in cur:
+            yield shaper.shape(row, source=True)
+
+
+def children(conn: psycopg.Connection[Any], child: ChildShape) -> Children:
+    """Every child row of a summary, grouped by the parent it belongs to."""
+    summary = child.summary
+    columns = [*summary.id, *summary.parent_key, *summary.read_columns]
+    out: Children = {}
+    with conn.cursor(name=f"scan_{summary.name}") as cur:
+        cur.execute(_select(summary.source, columns))
+        for row in cur:
+            child_id, parent_id, values = child.read(row, source=True)
+            if parent_id is not None:
+                out.setdefault(parent_id, {})[child_id] = values or []
     return out
 
 
-def product_rows(conn: psycopg.Connection[Any]) -> Iterator[Product]:
-    with conn.cursor(name="products_scan") as cur:
-        cur.execute(_PRODUCTS)
-        for row in cur:
-            yield Product.model_validate(row)
-
-
-def review_rows(conn: psycopg.Connection[Any]) -> Iterator[Review]:
-    with conn.cursor(name="reviews_scan") as cur:
-        cur.execute(_REVIEWS)
-        for row in cur:
-            yield Review.model_validate(row)
-
-
-def product_documents(conn: psycopg.Connection[Any]) -> Iterator[dict[str, Any]]:
-    """Each product as its search document should read (fields and review summary)."""
-    ratings = review_ratings(conn)
-    for product in product_rows(conn):
-        yield {
-            **product_fields(product),
-            **summary_of(list(ratings.get(product.id, {}).values())),
-        }
-
-
-def review_documents(conn: psycopg.Connection[Any]) -> Iterator[dict[str, Any]]:
-    for review in review_rows(conn):
-        yield review_document(review)
+def documents(conn: psycopg.Connection[Any], shaper: Shaper) -> Iterator[dict[str, Any]]:
+    """Each row as its search document should read (fields and summary figures), with `_id`."""
+    summaries = {s.name: children(conn, shaper.child(s.name)) for s in shaper.declaration.summaries}
+    for shaped in rows(conn, shaper):
+        doc = {**shaped.fields, "_id": shaped.id}
+        for summary in shaper.declaration.summaries:
+            doc.update(figures(summary, summaries[summary.name].get(shaped.id, {}).values()))
+        yield doc

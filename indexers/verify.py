@@ -1,27 +1,19 @@
-"""Reconciling an index with its source table: counts and a content hash per id."""
+"""Reconciling a declared index with its source table: counts and a content hash per id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
-from headwater.settings import Settings
 from indexers import source
-from indexers.catalog import IndexSpec, spec
-from indexers.documents import (
-    PRODUCT_FIELDS,
-    PRODUCT_SUMMARY_FIELDS,
-    REVIEW_FIELDS,
-    product_hash,
-    review_hash,
-)
+from indexers.catalog import IndexSpec
+from indexers.documents import Shaper, content_hash
 
 MismatchKind = Literal["missing", "extra", "stale"]
-TABLES = ("products", "reviews")
 
 
 @dataclass(frozen=True)
@@ -65,35 +57,21 @@ def _id_order(doc_id: str) -> tuple[int, str]:
     return (int(doc_id), "") if doc_id.isdigit() else (0, doc_id)
 
 
-def hashes(
-    docs: Iterable[Mapping[str, Any]], digest: Callable[[Mapping[str, Any]], str]
-) -> dict[str, str]:
-    return {str(doc["id"]): digest(doc) for doc in docs}
-
-
-_DIGESTS = {"products": product_hash, "reviews": review_hash}
-_FIELDS = {"products": PRODUCT_FIELDS + PRODUCT_SUMMARY_FIELDS, "reviews": REVIEW_FIELDS}
-
-
 def index_documents(es: Elasticsearch, index: IndexSpec) -> Iterable[dict[str, Any]]:
-    """Live documents through the alias (its filter hides dead markers), id from `_id`."""
+    """Live documents through the alias (its filter hides dead markers), with `_id`."""
     es.indices.refresh(index=index.alias)
-    for hit in scan(
-        es,
-        index=index.alias,
-        query={"query": {"match_all": {}}},
-        _source=list(_FIELDS[index.name]),
-        size=2000,
-    ):
-        yield {**hit["_source"], "id": int(hit["_id"])}
+    fields = list(index.declaration.document_fields)
+    query: dict[str, Any] = {"query": {"match_all": {}}}
+    for hit in scan(es, index=index.alias, query=query, _source=fields, size=2000):
+        yield {**hit["_source"], "_id": hit["_id"]}
 
 
-def verify(settings: Settings, es: Elasticsearch, table: str, prefix: str = "") -> Report:
-    index = spec(table, prefix)
-    with source.connect(settings.postgres.dsn()) as conn:
-        rows = (
-            source.product_documents(conn) if table == "products" else source.review_documents(conn)
-        )
-        source_hashes = hashes(rows, _DIGESTS[table])
-    index_hashes = hashes(index_documents(es, index), _DIGESTS[table])
-    return reconcile(table, index.alias, source_hashes, index_hashes)
+def hashes(index: IndexSpec, docs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(doc["_id"]): content_hash(index.declaration, doc) for doc in docs}
+
+
+def verify(dsn: str, es: Elasticsearch, index: IndexSpec, shaper: Shaper) -> Report:
+    with source.connect(dsn) as conn:
+        source_hashes = hashes(index, source.documents(conn, shaper))
+    index_hashes = hashes(index, index_documents(es, index))
+    return reconcile(index.declaration.source.table, index.alias, source_hashes, index_hashes)

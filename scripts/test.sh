@@ -8,6 +8,7 @@ hw=.venv/bin/headwater
 $hw stack up
 $hw db migrate
 $hw connectors apply
+$hw pipelines apply
 
 set +e
 .venv/bin/pytest "$@"

@@ -30,6 +30,9 @@ class StreamsSettings(_Component):
     # The longest a Kafka fetch waits for data (Faust's own is 1500 ms): bounds how long a
     # change on a partition that was just read can wait for the next fetch (streams.transport).
     fetch_max_wait_ms: int = 100
+    # Partitions of the app's internal topics: as many as the change topics have (Debezium's
+    # `topic.creation.default.partitions` in the connector files).
+    topic_partitions: int = Field(default=3, ge=1)
     # Prepended to every alias and index name, so tests can run against their own indexes.
     index_prefix: str = ""
     # Where a new consumer group starts reading: the whole topic, so a fresh index is complete.

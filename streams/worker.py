@@ -3,35 +3,51 @@
     python -m streams.worker [INDEX]
 
 Worker INDEX (default 0) serves its web endpoints on `HW_STREAMS_WEB_PORT + INDEX`; all
-workers share the consumer group, so Kafka spreads the partitions over them.
+workers share the consumer group, so Kafka spreads the partitions over them. This is the
+worker's entry point: settings are built here, once, with the declared pipelines, and handed
+to `streams.app.build_app`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
 import time
 from types import FrameType
 
+import faust
+
+from connectors.sources import resolve
+from headwater.settings import Settings
+from indexers.declared import declared_indexes
+from streams.app import build_app
+from streams.dashboards.settings import DashboardSettings
+from streams.offsets import pin_start
+from streams.settings import StreamsSettings
+from streams.transport import App
+
+
+def assemble(index: int = 0) -> tuple[App, Settings, StreamsSettings]:
+    """Settings from the environment, the declared pipelines, and the app built from them."""
+    settings = Settings.load()
+    streams = StreamsSettings(worker_index=index)
+    pipelines, bindings = resolve(settings)
+    indexes = declared_indexes(pipelines, bindings, streams.index_prefix)
+    return build_app(settings, streams, DashboardSettings(), indexes), settings, streams
+
 
 def run(index: int = 0, loglevel: str = "INFO") -> None:
     """Run worker `index` in this process until it is stopped (SIGINT or SIGTERM)."""
-    # Read by StreamsSettings when streams.app builds the app, so it must be set first.
-    os.environ["HW_STREAMS_WORKER_INDEX"] = str(index)
-    import faust
-
-    from streams.app import app, kafka_settings, streams_settings
-    from streams.offsets import pin_start
+    app, settings, streams = assemble(index)
 
     class Worker(faust.Worker):
         async def on_first_start(self) -> None:
             await super().on_first_start()  # logging is set up; the app has not joined yet
-            if streams_settings.auto_offset_reset == "latest":
+            if streams.auto_offset_reset == "latest":
                 topics, internal = app.consumed_topics()
-                servers = kafka_settings.bootstrap_servers
+                servers = settings.kafka.bootstrap_servers
                 await asyncio.to_thread(pin_start, servers, app.conf.id, topics, internal)
 
     Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -28,9 +28,11 @@ import psycopg
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import bulk
 
+from connectors.sources import resolve
 from headwater.console import console, print_table
 from headwater.settings import PROJECT_ROOT, Settings
-from indexers.catalog import client, spec
+from indexers.catalog import client
+from indexers.declared import DeclaredIndex, declared_indexes
 from streams.settings import StreamsSettings
 
 POLL_S = 0.05
@@ -153,10 +155,10 @@ def measure(settings: Settings, es: Elasticsearch, alias: str, ids: list[int], r
     )
 
 
-def es_bulk_docs_per_s(es: Elasticsearch, docs: int = 20_000) -> float:
+def es_bulk_docs_per_s(es: Elasticsearch, products: DeclaredIndex, docs: int = 20_000) -> float:
     """Bulk-index product-shaped documents straight into a scratch index like `products`."""
     index = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    template = spec("products").template()["template"]
+    template = products.spec.template()["template"]
     es.indices.create(index=index, settings=template["settings"], mappings=template["mappings"])
     try:
         body = {
@@ -166,7 +168,8 @@ def es_bulk_docs_per_s(es: Elasticsearch, docs: int = 20_000) -> float:
             "brand": "Acme",
             "price": 19.99,
             "stock": 5,
-            "live": True,
+            "hw_live": True,
+            "hw_lsn": 1,
             "review_count": 0,
         }
         actions = (
@@ -286,7 +289,9 @@ def _wait_indexed(es: Elasticsearch, alias: str, ids: list[int], timeout: float 
 def run_freshness(settings: Settings, rate: float, duration: float, find_max: bool) -> None:
     streams = StreamsSettings()
     es = client(settings.elasticsearch, timeout_s=60)
-    alias = spec("products", streams.index_prefix).alias
+    pipelines, bindings = resolve(settings)
+    products = declared_indexes(pipelines, bindings, streams.index_prefix)["products"]
+    alias = products.alias
     worker = _ensure_worker(settings, streams)
     run = uuid.uuid4().hex[:6]
     ids = _bench_products(settings, max(200, int(rate * 1.5), 1500 if find_max else 0), run)
@@ -312,7 +317,7 @@ def run_freshness(settings: Settings, rate: float, duration: float, find_max: bo
                 if not step.sustained:
                     break
         console.print("raw limits: Elasticsearch bulk, bare Kafka consumer ...")
-        es_docs_s = es_bulk_docs_per_s(es)
+        es_docs_s = es_bulk_docs_per_s(es, products)
         kafka_msgs_s = kafka_consume_msgs_per_s(settings)
     finally:
         _drop_bench_products(settings, ids)

@@ -1,133 +1,183 @@
-"""Search indexing, pure: change events of products and reviews into bulk actions.
+"""Search indexing, pure: a batch of one topic's change events into writes for every declared
+index the topic feeds (as an index's rows, or as the children of one of its summaries).
 
-No Faust and no I/O here. A batch of changes is coalesced per key first (only the change with
-the highest LSN of each row can matter, so a burst of updates to one row costs one write), then
+No Faust and no I/O here. A batch is coalesced per document first (only the change with the
+highest LSN of each row can matter, so a burst of updates to one row costs one write), then
 shaped through `indexers.documents`, whose module docstring explains how ordering is kept.
+A change that cannot be shaped becomes a dead letter naming the index it failed for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from headwater.models.cdc import ChangeEvent
-from headwater.models.shop import Product, Review
 from headwater.resilience import DeadLetter
 from indexers.bulk import Action
-from indexers.documents import dead_review, merge_params, product_fields, review_document
+from indexers.documents import LIVE, LSN, Params, Shaped, ShapeError, Shaper
 from indexers.merge import MergeRequest
 from streams.common import Record
 
 Change = tuple[Record, ChangeEvent]
 
 
+@dataclass(frozen=True)
+class Consumer:
+    """One use of a topic: the rows of index `shaper`, or the children of its `summary`."""
+
+    shaper: Shaper
+    alias: str
+    summary: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.shaper.name if self.summary is None else f"{self.shaper.name}.{self.summary}"
+
+
 @dataclass
 class Planned:
-    """What a batch turns into: writes, and the changes that could not be shaped."""
+    """What a batch turns into: writes, merges per alias, and what could not be shaped."""
 
     actions: list[Action] = field(default_factory=list)
-    merges: list[MergeRequest] = field(default_factory=list)
+    merges: dict[str, list[MergeRequest]] = field(default_factory=dict)
     failures: list[DeadLetter] = field(default_factory=list)
 
-
-class _Unshapeable(ValueError):
-    pass
-
-
-def _row_id(change: ChangeEvent) -> int:
-    raw = change.key.get("id")
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise _Unshapeable(f"key must be {{'id': <integer>}}, got {change.key!r}")
-    return raw
+    def merge(self, alias: str, request: MergeRequest) -> None:
+        self.merges.setdefault(alias, []).append(request)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"row field {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+def _values(change: ChangeEvent) -> Mapping[str, Any]:
+    # A delete under the default replica identity carries only the key columns in its row.
+    return {**change.row, **change.key}
 
 
-def latest_per_key(changes: Sequence[Change], planned: Planned) -> dict[int, Change]:
-    """The change with the highest LSN for each row id; a later duplicate LSN wins a tie."""
-    latest: dict[int, Change] = {}
-    for record, change in changes:
-        try:
-            row_id = _row_id(change)
-        except _Unshapeable as exc:
-            planned.failures.append(record.dead_letter(exc, "shape"))
-            continue
-        kept = latest.get(row_id)
-        if kept is None or change.lsn >= kept[1].lsn:
-            latest[row_id] = (record, change)
-    return latest
+def _stage(consumer: Consumer) -> str:
+    return f"shape:{consumer.name}"
 
 
-def merge_request(product_id: int, params: dict[str, Any], record: Record) -> MergeRequest:
-    return MergeRequest(product_id, params, record.where, record.key_text, record)
-
-
-def plan_products(changes: Sequence[Change]) -> Planned:
-    """Product changes -> one merge per product: its row (or its deletion) at its LSN."""
+def plan(consumers: Sequence[Consumer], changes: Sequence[Change]) -> Planned:
+    """Every consumer's writes for one batch of a topic."""
     planned = Planned()
-    for product_id, (record, change) in latest_per_key(changes, planned).items():
-        if change.deleted:
-            params = merge_params(product_lsn=change.lsn, product_live=False)
+    for consumer in consumers:
+        if consumer.summary is None:
+            _plan_rows(consumer, changes, planned)
         else:
-            try:
-                row = Product.model_validate(change.row)
-            except ValidationError as exc:
-                planned.failures.append(record.dead_letter(_validation_message(exc), "shape"))
-                continue
-            params = merge_params(product=product_fields(row), product_lsn=change.lsn)
-        planned.merges.append(merge_request(product_id, params, record))
+            _plan_children(consumer, consumer.summary, changes, planned)
     return planned
 
 
-def plan_reviews(changes: Sequence[Change], reviews_alias: str) -> Planned:
-    """Review changes -> the review document (versioned by LSN) and the products' summaries.
+def _latest_rows(
+    consumer: Consumer, changes: Sequence[Change], planned: Planned
+) -> dict[str, tuple[Record, ChangeEvent, Shaped | None]]:
+    """The newest change per document id (a later duplicate LSN wins a tie), shaped.
 
-    Each touched product gets one merge carrying `[lsn, rating]` (`rating` None when the review
-    was deleted) for each of its changed reviews; the merge recomputes count and average.
+    A TOASTed field the newest change lacks is taken from an older change of the same batch.
     """
-    planned = Planned()
-    per_product: dict[int, dict[int, tuple[int, int | None]]] = {}
-    last_record: dict[int, Record] = {}
-    for review_id, (record, change) in latest_per_key(changes, planned).items():
-        if change.deleted:
-            product_id = change.row.get("product_id")
-            if isinstance(product_id, bool) or not isinstance(product_id, int):
-                planned.failures.append(
-                    record.dead_letter(
-                        "a deleted review must carry its product_id (REPLICA IDENTITY FULL)",
-                        "shape",
-                    )
-                )
-                continue
-            doc, rating = dead_review(review_id, product_id), None
+    latest: dict[str, tuple[Record, ChangeEvent, Shaped | None]] = {}
+    shaper = consumer.shaper
+    for record, change in changes:
+        try:
+            doc_id = shaper.key_id(_values(change))
+            shaped = None if change.deleted else shaper.shape(change.row)
+        except ShapeError as exc:
+            planned.failures.append(record.dead_letter(exc, _stage(consumer)))
+            continue
+        entry = (record, change, shaped)
+        kept = latest.get(doc_id)
+        if kept is not None:
+            newer, older = (entry, kept) if change.lsn >= kept[1].lsn else (kept, entry)
+            entry = (newer[0], newer[1], _filled(newer[2], older[2]))
+        latest[doc_id] = entry
+    return latest
+
+
+def _filled(newer: Shaped | None, older: Shaped | None) -> Shaped | None:
+    """`newer`, with the TOASTed fields it lacks taken from `older` where it has them."""
+    if newer is None or older is None or not newer.keep:
+        return newer
+    filled = {k: older.fields[k] for k in newer.keep if k in older.fields}
+    keep = tuple(k for k in newer.keep if k not in filled)
+    return Shaped(newer.id, {**newer.fields, **filled}, keep)
+
+
+def _plan_rows(consumer: Consumer, changes: Sequence[Change], planned: Planned) -> None:
+    merged = bool(consumer.shaper.declaration.summaries)
+    id_fields = consumer.shaper.declaration.id
+    for doc_id, (record, change, shaped) in _latest_rows(consumer, changes, planned).items():
+        if merged or (shaped is not None and shaped.keep):
+            params = Params(
+                lsn=change.lsn,
+                live=shaped is not None,
+                fields=None if shaped is None else shaped.fields,
+                keep=() if shaped is None else shaped.keep,
+            )
+            planned.merge(
+                consumer.alias, MergeRequest(doc_id, params, record.where, record.key_text, record)
+            )
+            continue
+        if shaped is None:
+            values = _values(change)
+            body: dict[str, Any] = {
+                f: values.get(consumer.shaper.declaration.column_of(f)) for f in id_fields
+            }
+            body = {f: _id_document(consumer.shaper, f, v) for f, v in body.items()}
+            body.update({LIVE: False, LSN: change.lsn})
         else:
-            try:
-                row = Review.model_validate(change.row)
-            except ValidationError as exc:
-                planned.failures.append(record.dead_letter(_validation_message(exc), "shape"))
-                continue
-            product_id, doc, rating = row.product_id, review_document(row), row.rating
+            body = {**shaped.fields, LIVE: True, LSN: change.lsn}
         planned.actions.append(
             Action(
                 op="index",
-                index=reviews_alias,
-                id=str(review_id),
-                body=doc,
+                index=consumer.alias,
+                id=doc_id,
+                body=body,
                 version=change.lsn,
                 where=record.where,
                 key=record.key_text,
                 origin=record,
             )
         )
-        per_product.setdefault(product_id, {})[review_id] = (change.lsn, rating)
-        last_record[product_id] = record
-    for product_id, reviews in per_product.items():
-        params = merge_params(reviews=reviews)
-        planned.merges.append(merge_request(product_id, params, last_record[product_id]))
-    return planned
+
+
+def _id_document(shaper: Shaper, name: str, value: Any) -> Any:
+    kind = shaper.types[name]
+    return None if value is None else kind.to_document(kind.from_change(value))
+
+
+def _plan_children(
+    consumer: Consumer, summary: str, changes: Sequence[Change], planned: Planned
+) -> None:
+    child = consumer.shaper.child(summary)
+    latest: dict[str, tuple[Record, ChangeEvent, str | None, list[Any] | None]] = {}
+    for record, change in changes:
+        try:
+            child_id, parent_id, values = child.read(_values(change), source=False)
+        except ShapeError as exc:
+            planned.failures.append(record.dead_letter(exc, _stage(consumer)))
+            continue
+        if parent_id is None:
+            if change.deleted:
+                planned.failures.append(
+                    record.dead_letter(
+                        f"a deleted {child.summary.source.table} row must carry "
+                        f"{', '.join(child.summary.parent_key)} (REPLICA IDENTITY FULL)",
+                        _stage(consumer),
+                    )
+                )
+            continue  # a child without a parent belongs to no summary
+        kept = latest.get(child_id)
+        if kept is None or change.lsn >= kept[1].lsn:
+            latest[child_id] = (record, change, parent_id, None if change.deleted else values)
+    per_parent: dict[str, Params] = {}
+    last_record: dict[str, Record] = {}
+    for child_id, (record, change, parent_id, values) in latest.items():
+        assert parent_id is not None
+        params = per_parent.setdefault(parent_id, Params(children={summary: {}}))
+        params.children[summary][child_id] = [change.lsn, values]
+        last_record[parent_id] = record
+    for parent_id, params in per_parent.items():
+        record = last_record[parent_id]
+        planned.merge(
+            consumer.alias, MergeRequest(parent_id, params, record.where, record.key_text, record)
+        )

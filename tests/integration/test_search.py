@@ -26,15 +26,37 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
+from connectors.sources import resolve
 from headwater.settings import PROJECT_ROOT, Settings
-from indexers.catalog import client, current_index, spec
-from indexers.reindex import reindex
-from indexers.search import search
-from indexers.verify import Report, verify
+from indexers.catalog import client, current_index
+from indexers.declared import DeclaredIndex, declared_indexes
+from indexers.reindex import reindex as run_reindex
+from indexers.search import search as run_search
+from indexers.verify import Report
+from indexers.verify import verify as run_verify
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
 WAIT_S = 60.0
+
+
+def declared(settings: Settings, prefix: str) -> dict[str, DeclaredIndex]:
+    pipelines, bindings = resolve(settings)
+    return declared_indexes(pipelines, bindings, prefix)
+
+
+def reindex(settings: Settings, es: Any, index: DeclaredIndex) -> Any:
+    return run_reindex(settings.elasticsearch, index.dsn, es, index.spec, index.shaper)
+
+
+def verify(settings: Settings, es: Any, name: str, prefix: str) -> Report:
+    index = declared(settings, prefix)[name]
+    return run_verify(index.dsn, es, index.spec, index.shaper)
+
+
+def search(settings: Settings, es: Any, prefix: str, name: str, q: str) -> dict[str, Any]:
+    index = declared(settings, prefix)[name]
+    return run_search(es, index.alias, index.shaper.declaration, q)
 
 
 class Worker:
@@ -94,8 +116,8 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     running.start()
     time.sleep(2)  # let the new consumer group settle its positions at the end of the topics
     es = client(stack.elasticsearch, timeout_s=120)
-    for name in ("products", "reviews"):
-        reindex(stack, es, spec(name, running.prefix))
+    for index in declared(stack, running.prefix).values():
+        reindex(stack, es, index)
     yield running
     running.stop()
     es = client(stack.elasticsearch)
@@ -171,13 +193,13 @@ def test_insert_update_delete(stack: Settings, worker: Worker, db: psycopg.Conne
     assert review is not None
     converged(stack, worker)
     es = client(stack.elasticsearch)
-    doc = es.get(index=spec("products", worker.prefix).alias, id=str(product)).body["_source"]
+    doc = es.get(index=f"{worker.prefix}products", id=str(product)).body["_source"]
     assert (doc["review_count"], doc["rating_avg"]) == (1, 2.0)
 
     db.execute("UPDATE products SET price = 24.50, stock = 0 WHERE id = %s", [product])
     db.execute("UPDATE reviews SET rating = 5, body = 'bright after all' WHERE id = %s", review)
     converged(stack, worker)
-    hits = search(es, spec("products", worker.prefix).alias, "products", "glacier")["hits"]
+    hits = search(stack, es, worker.prefix, "products", "glacier")["hits"]
     assert [h["source"]["rating_avg"] for h in hits if h["id"] == str(product)] == [5.0]
 
     db.execute("DELETE FROM reviews WHERE id = %s", review)
@@ -203,8 +225,8 @@ def test_deleted_and_reinserted_with_the_same_key(
     new_product(db, id=product, name="Phoenix kettle, reborn")
     converged(stack, worker, "products")
     es = client(stack.elasticsearch)
-    doc = es.get(index=spec("products", worker.prefix).alias, id=str(product)).body["_source"]
-    assert doc["name"] == "Phoenix kettle, reborn" and doc["live"] is True
+    doc = es.get(index=f"{worker.prefix}products", id=str(product)).body["_source"]
+    assert doc["name"] == "Phoenix kettle, reborn" and doc["hw_live"] is True
 
 
 def test_malformed_message_does_not_stop_the_worker(
@@ -241,16 +263,16 @@ def test_reindex_swaps_the_alias_and_keeps_answering(
     stack: Settings, worker: Worker, db: psycopg.Connection[Any]
 ) -> None:
     es = client(stack.elasticsearch)
-    index = spec("products", worker.prefix)
-    before = current_index(es, index)
+    index = declared(stack, worker.prefix)["products"]
+    before = current_index(es, index.spec)
     new_product(db, name="Reindexed compass")
     # A live document whose row is gone (as a lost delete would leave): reindex must drop it.
-    ghost = {"id": 987654321, "name": "Ghost lamp", "live": True, "product_lsn": 1}
+    ghost = {"id": 987654321, "name": "Ghost lamp", "hw_live": True, "hw_lsn": 1}
     es.index(index=before, id="987654321", document=ghost, refresh=True)
     result = reindex(stack, es, index)
     marker = es.options(ignore_status=404).get(index=result.new_index, id="987654321").body
-    assert marker.get("found") is False or marker["_source"]["live"] is False
-    assert result.old_index == before and current_index(es, index) == result.new_index
-    assert search(es, index.alias, "products", "")["total"] > 0
+    assert marker.get("found") is False or marker["_source"]["hw_live"] is False
+    assert result.old_index == before and current_index(es, index.spec) == result.new_index
+    assert search(stack, es, worker.prefix, "products", "")["total"] > 0
     new_product(db, name="Written after the swap")
     converged(stack, worker, "products")

@@ -12,6 +12,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from headwater.pipelines.declarations import Pipelines
 from indexers.search import SearchError, build_query, parse_filters
 
 
@@ -23,10 +24,10 @@ def client() -> TestClient:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"index": "orders"}, "unknown index"),
+        ({"index": "orders"}, "unknown index 'orders'; known: products, reviews"),
         ({"filter": "colour=red"}, "cannot filter products on 'colour'"),
         ({"filter": "category"}, "filter must look like field=value"),
-        ({"index": "reviews", "filter": "rating=five"}, "needs a whole number"),
+        ({"index": "reviews", "filter": "rating=five"}, "filter rating needs a whole number"),
         ({"size": "0"}, "size"),
         ({"size": "1000"}, "size must be between 1 and 100"),
         ({"page": "0"}, "page"),
@@ -52,22 +53,48 @@ def test_live(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "live"}
 
 
-def test_user_text_is_only_ever_a_match_string() -> None:
+def test_user_text_is_only_ever_a_match_string(shop: Pipelines) -> None:
     text = '{"script": "x"} OR name:* AND _exists_:price'
-    body = build_query("products", text, {}, 1, 10)
+    body = build_query(shop.index("products"), text, {}, 1, 10)
     (must,) = body["query"]["bool"]["must"]
-    assert must["multi_match"]["query"] == text
-    assert set(must["multi_match"]) == {"query", "fields", "operator"}
+    for clause in must["bool"]["should"]:
+        assert clause["multi_match"]["query"] == text
+        assert set(clause["multi_match"]) <= {
+            "query",
+            "fields",
+            "operator",
+            "fuzziness",
+            "prefix_length",
+            "type",
+        }
 
 
-def test_filters_and_facets() -> None:
-    filters = parse_filters("products", ["category=books", "category:toys", "brand=Acme"])
-    assert filters == {"category": ["books", "toys"], "brand": ["Acme"]}
-    body = build_query("products", "", filters, 2, 5)
+def test_queries_tolerate_typos_and_match_the_last_word_as_a_prefix(shop: Pipelines) -> None:
+    body = build_query(shop.index("products"), "ketle", {}, 1, 10)
+    fuzzy, prefix = body["query"]["bool"]["must"][0]["bool"]["should"]
+    assert fuzzy["multi_match"]["fuzziness"] == "AUTO"
+    assert prefix["multi_match"]["type"] == "bool_prefix"
+    assert "name^3" in fuzzy["multi_match"]["fields"]
+
+
+def test_filters_and_facets_come_from_the_declaration(shop: Pipelines) -> None:
+    products = shop.index("products")
+    filters = parse_filters(products, ["category=books", "category:toys", "brand=Acme"])
+    # Searchable text fields filter on their keyword sub-field.
+    assert filters == {"category.raw": ["books", "toys"], "brand.raw": ["Acme"]}
+    body = build_query(products, "", filters, 2, 5)
     assert body["query"]["bool"]["filter"] == [
-        {"terms": {"category": ["books", "toys"]}},
-        {"terms": {"brand": ["Acme"]}},
+        {"terms": {"category.raw": ["books", "toys"]}},
+        {"terms": {"brand.raw": ["Acme"]}},
     ]
     assert body["from"] == 5 and set(body["aggs"]) == {"category", "brand"}
+    assert body["aggs"]["brand"]["terms"]["field"] == "brand.raw"
+    assert parse_filters(products, ["price=9.5"]) == {"price": [9.5]}
     with pytest.raises(SearchError):
-        build_query("products", "", {}, 1, 0)
+        build_query(products, "", {}, 1, 0)
+
+
+def test_suggest_needs_a_prefix(client: TestClient) -> None:
+    assert client.get("/suggest", params={"prefix": ""}).status_code == 400
+    response = client.get("/suggest", params={"prefix": "ke", "index": "reviews"})
+    assert response.status_code == 400 and "no suggest field" in response.json()["detail"]

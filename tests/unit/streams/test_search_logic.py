@@ -1,13 +1,18 @@
-"""The pure search mapping: change events into bulk actions."""
+"""The pure search planning: one topic's change events into writes for every declared use."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
 from headwater.models.cdc import decode_change
+from headwater.pipelines.declarations import Pipelines
+from headwater.pipelines.types import PLACEHOLDER
+from indexers.documents import LIVE, LSN, Shaper
 from streams.common import Record, decode_records
-from streams.search.logic import plan_products, plan_reviews
+from streams.search.logic import Consumer, plan
 
 PRODUCT_ROW = {
     "id": 7,
@@ -55,76 +60,115 @@ def changes(*records: Record) -> list[Any]:
     return out
 
 
-def test_product_upsert_is_a_merge_at_its_lsn() -> None:
-    planned = plan_products(changes(record("products", PRODUCT_ROW, 100)))
+@pytest.fixture(scope="module")
+def products(shop: Pipelines) -> Consumer:
+    return Consumer(Shaper(shop.index("products")), "products")
+
+
+@pytest.fixture(scope="module")
+def reviews(shop: Pipelines) -> Consumer:
+    return Consumer(Shaper(shop.index("reviews")), "reviews")
+
+
+@pytest.fixture(scope="module")
+def review_summary(shop: Pipelines) -> Consumer:
+    return Consumer(Shaper(shop.index("products")), "products", "reviews")
+
+
+def test_a_row_of_an_index_with_summaries_is_a_merge_at_its_lsn(products: Consumer) -> None:
+    planned = plan([products], changes(record("products", PRODUCT_ROW, 100)))
     assert not planned.failures and not planned.actions
-    (merge,) = planned.merges
-    assert merge.product_id == 7 and merge.where == "shop.public.products[0]@0"
-    params = merge.params
-    assert params["product"]["lsn"] == 100 and params["product"]["live"] is True
-    assert params["product"]["fields"]["price"] == 59.9
-    assert params["product"]["fields"]["created_at"] == "2025-01-01T10:00:00.000001+00:00"
-    assert params["reviews"] is None
+    (request,) = planned.merges["products"]
+    assert request.id == "7" and request.params.lsn == 100 and request.params.live
+    assert request.params.fields is not None
+    assert request.params.fields["price"] == 59.9
+    assert request.params.fields["created_at"] == "2025-01-01T10:00:00.000001+00:00"
 
 
-def test_burst_to_one_row_coalesces_to_the_highest_lsn() -> None:
-    burst = [record("products", {**PRODUCT_ROW, "stock": n}, 100 + n, offset=n) for n in range(5)]
-    burst.insert(0, record("products", {**PRODUCT_ROW, "stock": 99}, 50, offset=9))  # older
-    (merge,) = plan_products(changes(*burst)).merges
-    assert merge.params["product"]["lsn"] == 104
-    assert merge.params["product"]["fields"]["stock"] == 4
+def test_a_burst_to_one_row_coalesces_to_the_highest_lsn(products: Consumer) -> None:
+    rows = [record("products", {**PRODUCT_ROW, "stock": s}, 100 + s, offset=s) for s in range(5)]
+    planned = plan([products], changes(*reversed(rows)))
+    (request,) = planned.merges["products"]
+    assert request.params.lsn == 104 and request.params.fields["stock"] == 4  # type: ignore[index]
 
 
-def test_product_delete_is_a_dead_marker() -> None:
-    rec = record("products", PRODUCT_ROW, 200, op="d", deleted=True)
-    (merge,) = plan_products(changes(rec)).merges
-    product = merge.params["product"]
-    assert product == {"lsn": 200, "live": False, "fields": None}
+def test_a_deleted_row_is_a_dead_marker(products: Consumer, reviews: Consumer) -> None:
+    planned = plan([products], changes(record("products", PRODUCT_ROW, 200, "d", deleted=True)))
+    (request,) = planned.merges["products"]
+    assert request.params.lsn == 200 and request.params.live is False
+    planned = plan([reviews], changes(record("reviews", REVIEW_ROW, 300, "d", deleted=True)))
+    (action,) = planned.actions
+    assert action.version == 300 and action.body[LIVE] is False and action.body["id"] == 70
 
 
-def test_invalid_row_is_dead_lettered_not_raised() -> None:
-    rec = record("products", {**PRODUCT_ROW, "price": "not a price"}, 100, offset=3)
-    planned = plan_products(changes(rec))
-    assert not planned.merges
+def test_a_row_without_summaries_is_written_with_its_lsn_as_external_version(
+    reviews: Consumer,
+) -> None:
+    planned = plan([reviews], changes(record("reviews", REVIEW_ROW, 150)))
+    (action,) = planned.actions
+    assert (action.op, action.index, action.id, action.version) == ("index", "reviews", "70", 150)
+    assert action.body["text"] == "Good" and action.body[LIVE] is True and action.body[LSN] == 150
+
+
+def test_a_row_of_the_wrong_shape_is_dead_lettered_naming_the_index(
+    products: Consumer, review_summary: Consumer
+) -> None:
+    bad = record("products", {**PRODUCT_ROW, "price": "cheap"}, 100)
+    planned = plan([products], changes(bad))
     (letter,) = planned.failures
-    assert letter.where == "shop.public.products[0]@3" and "price" in letter.error
+    assert letter.stage == "shape:products" and "price" in letter.error
+    missing = {k: v for k, v in REVIEW_ROW.items() if k != "product_id"}
+    planned = plan([review_summary], changes(record("reviews", missing, 5)))
+    (letter,) = planned.failures
+    assert letter.stage == "shape:products.reviews" and "product_id" in letter.error
 
 
-def test_review_writes_versioned_doc_and_summary_merge() -> None:
-    planned = plan_reviews(changes(record("reviews", REVIEW_ROW, 300)), "reviews")
-    (review,) = planned.actions
-    assert (review.op, review.version, review.index) == ("index", 300, "reviews")
-    assert review.body["text"] == "Good" and review.body["live"] is True
-    (product,) = planned.merges
-    assert product.product_id == 7
-    assert product.params["reviews"] == {"70": [300, 4]}
-    assert product.params["product"] is None
-
-
-def test_review_delete_retracts_its_rating() -> None:
-    rec = record("reviews", REVIEW_ROW, 400, op="d", deleted=True)
-    planned = plan_reviews(changes(rec), "reviews")
-    (review,), (product,) = planned.actions, planned.merges
-    assert review.body == {"id": 70, "product_id": 7, "live": False}
-    assert review.version == 400
-    assert product.params["reviews"] == {"70": [400, None]}
-
-
-def test_reviews_of_one_product_share_one_merge() -> None:
-    other = {**REVIEW_ROW, "id": 71, "rating": 2}
-    planned = plan_reviews(
-        changes(record("reviews", REVIEW_ROW, 300), record("reviews", other, 301)),
-        "reviews",
+def test_a_child_row_becomes_an_entry_of_its_parents_summary(review_summary: Consumer) -> None:
+    planned = plan(
+        [review_summary],
+        changes(
+            record("reviews", REVIEW_ROW, 10),
+            record("reviews", {**REVIEW_ROW, "id": 71, "rating": 2}, 11),
+            record("reviews", {**REVIEW_ROW, "id": 72, "product_id": 8}, 12),
+        ),
     )
-    (merge,) = planned.merges
-    assert merge.params["reviews"] == {"70": [300, 4], "71": [301, 2]}
+    merges = {m.id: m.params for m in planned.merges["products"]}
+    assert set(merges) == {"7", "8"}
+    assert merges["7"].children == {"reviews": {"70": [10, [4]], "71": [11, [2]]}}
+    assert merges["7"].lsn is None  # the row component is untouched
+
+
+def test_a_deleted_child_retracts_its_entry(review_summary: Consumer) -> None:
+    planned = plan([review_summary], changes(record("reviews", REVIEW_ROW, 20, "d", deleted=True)))
+    (merge,) = planned.merges["products"]
+    assert merge.params.children == {"reviews": {"70": [20, None]}}
+
+
+def test_one_topic_feeds_every_use_of_it(reviews: Consumer, review_summary: Consumer) -> None:
+    planned = plan([reviews, review_summary], changes(record("reviews", REVIEW_ROW, 30)))
+    assert len(planned.actions) == 1 and len(planned.merges["products"]) == 1
+
+
+def test_an_unchanged_toasted_column_is_kept_not_blanked(products: Consumer) -> None:
+    toasted = {**PRODUCT_ROW, "description": PLACEHOLDER}
+    planned = plan([products], changes(record("products", toasted, 40)))
+    (request,) = planned.merges["products"]
+    assert request.params.keep == ("description",)
+    assert "description" not in (request.params.fields or {})
+    # An older change of the same batch carries the value: it fills in.
+    planned = plan(
+        [products],
+        changes(record("products", PRODUCT_ROW, 39), record("products", toasted, 40, offset=1)),
+    )
+    (request,) = planned.merges["products"]
+    assert request.params.keep == () and request.params.fields["description"] == "Light"  # type: ignore[index]
 
 
 def test_decode_splits_tombstones_and_malformed() -> None:
     good = record("products", PRODUCT_ROW, 1)
-    tombstone = Record("shop.public.products", 1, 5, b'{"id": 7}', None)
-    broken = Record("shop.public.products", 2, 6, b'{"id": 8}', b"not json")
-    decoded = decode_records([good, tombstone, broken])
+    tombstone = Record("shop.public.products", 0, 1, b'{"id": 7}', None)
+    junk = Record("shop.public.products", 0, 2, b'{"id": 7}', b"not json")
+    decoded = decode_records([good, tombstone, junk])
     assert len(decoded.changes) == 1 and decoded.tombstones == 1
     (letter,) = decoded.failures
-    assert letter.where == "shop.public.products[2]@6" and letter.key == '{"id": 8}'
+    assert letter.offset == 2 and "not JSON" in letter.error

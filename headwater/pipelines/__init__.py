@@ -1,0 +1,1 @@
+"""Pipeline declarations (indexes and warehouse mirrors) and the table of column types."""

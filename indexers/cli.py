@@ -1,0 +1,307 @@
+"""Commands of the declared indexes: `search`, `verify search`, `indexers ...` and
+`pipelines validate | plan | apply`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import typer
+
+from headwater.console import console, fail, print_json, print_table
+from headwater.pipelines.declarations import DeclarationError
+from headwater.settings import Settings
+from indexers.declared import DeclaredIndex, UnknownIndex, pick
+from streams.settings import StreamsSettings
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def declared(settings: Settings) -> dict[str, DeclaredIndex]:
+    """The declared indexes of `settings`, or a clear failure naming every file and field."""
+    from connectors.sources import resolve
+    from indexers.declared import declared_indexes
+
+    try:
+        pipelines, bindings = resolve(settings)
+        return declared_indexes(pipelines, bindings, StreamsSettings().index_prefix)
+    except DeclarationError as exc:
+        fail("the pipeline declarations are not usable:\n" + "\n".join(exc.problems))
+    except (ImportError, ValueError) as exc:
+        fail(str(exc))
+
+
+def _one(settings: Settings, name: str) -> DeclaredIndex:
+    try:
+        return pick(declared(settings), name)
+    except UnknownIndex as exc:
+        fail(str(exc))
+
+
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument("", help="Words to look for; empty lists everything."),
+    index: str = typer.Option("products", "--index", "-i", help="A declared index."),
+    filters: list[str] = typer.Option(
+        [], "--filter", "-f", help="field=value, e.g. category=books; repeatable."
+    ),
+    size: int = typer.Option(10, "--size", "-n", min=1, max=100),
+    page: int = typer.Option(1, "--page", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Search a declared index and print the top hits and its facets."""
+    from indexers.catalog import client
+    from indexers.search import SearchError, searchable
+    from indexers.search import search as run_search
+
+    settings = _settings(ctx)
+    target = _one(settings, index)
+    declaration = target.shaper.declaration
+    try:
+        result = run_search(
+            client(settings.elasticsearch), target.alias, declaration, query, filters, page, size
+        )
+    except SearchError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(result)
+        return
+    columns = searchable(declaration).columns
+    print_table(
+        f"{result['total']} {index} match {query!r}" if query else f"{result['total']} {index}",
+        [*columns, "score"],
+        [
+            [
+                *(hit["source"].get(c) for c in columns),
+                f"{hit['score']:.2f}" if hit["score"] is not None else "",
+            ]
+            for hit in result["hits"]
+        ],
+    )
+    for name, buckets in result["facets"].items():
+        console.print(
+            f"[bold]{name}[/]: " + ", ".join(f"{b['value']} ({b['count']})" for b in buckets)
+        )
+
+
+verify_app = typer.Typer(help="Prove that derived stores equal the source.", no_args_is_help=True)
+
+
+@verify_app.command("search")
+def verify_search(
+    ctx: typer.Context,
+    index: list[str] = typer.Option(
+        [], "--index", "-i", "--table", "-t", help="A declared index; repeatable. Default: all."
+    ),
+    wait: float = typer.Option(0.0, "--wait", help="Retry for up to this many seconds."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Reconcile source tables and search indexes: counts and a content hash per id."""
+    from indexers.catalog import client
+    from indexers.verify import verify
+
+    settings = _settings(ctx)
+    indexes = declared(settings)
+    try:
+        chosen = [pick(indexes, name) for name in index] or list(indexes.values())
+    except UnknownIndex as exc:
+        fail(str(exc))
+    es = client(settings.elasticsearch)
+    deadline = time.monotonic() + wait
+    while True:
+        reports = [verify(i.dsn, es, i.spec, i.shaper) for i in chosen]
+        if all(r.ok for r in reports) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if as_json:
+        print_json(
+            [
+                {
+                    "table": r.table,
+                    "index": r.index,
+                    "source_count": r.source_count,
+                    "index_count": r.index_count,
+                    "ok": r.ok,
+                    "mismatches": [m.__dict__ for m in r.mismatches],
+                }
+                for r in reports
+            ]
+        )
+    else:
+        print_table(
+            "search indexes vs source",
+            ["table", "index", "source rows", "index docs", "missing", "extra", "stale", "ok"],
+            [
+                [
+                    r.table,
+                    r.index,
+                    r.source_count,
+                    r.index_count,
+                    *(
+                        sum(m.kind == k for m in r.mismatches)
+                        for k in ("missing", "extra", "stale")
+                    ),
+                    "yes" if r.ok else "NO",
+                ]
+                for r in reports
+            ],
+        )
+        for r in reports:
+            for m in r.mismatches[:50]:
+                console.print(
+                    f"{r.index} id={m.id}: {m.kind} (source {m.source_hash}, index {m.index_hash})"
+                )
+            if len(r.mismatches) > 50:
+                console.print(f"... and {len(r.mismatches) - 50} more in {r.index}")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+indexers_app = typer.Typer(help="Search indexes behind aliases.", no_args_is_help=True)
+
+
+@indexers_app.command("ensure")
+def ensure(ctx: typer.Context) -> None:
+    """Install the index templates and create each index behind its alias if missing."""
+    from indexers.catalog import client, ensure_index
+
+    settings = _settings(ctx)
+    es = client(settings.elasticsearch)
+    for index in declared(settings).values():
+        console.print(f"{index.alias} -> {ensure_index(es, index.spec)}")
+
+
+def _reindex(settings: Settings, target: DeclaredIndex, drop_old: bool) -> None:
+    from indexers.catalog import client
+    from indexers.reindex import reindex as run_reindex
+
+    es = client(settings.elasticsearch, timeout_s=300)
+    result = run_reindex(
+        settings.elasticsearch,
+        target.dsn,
+        es,
+        target.spec,
+        target.shaper,
+        drop_old,
+        console.print,
+    )
+    console.print(
+        f"[green]{result.alias}[/] -> {result.new_index}: {result.loaded} from the source "
+        f"(LSN {result.snapshot_lsn}), {result.copied} carried over from {result.old_index}"
+    )
+
+
+@indexers_app.command("reindex")
+def reindex(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A declared index."),
+    drop_old: bool = typer.Option(False, "--drop-old", help="Delete the previous version."),
+) -> None:
+    """Build the next version of NAME from the source and swap its alias atomically."""
+    settings = _settings(ctx)
+    _reindex(settings, _one(settings, name), drop_old)
+
+
+pipelines_app = typer.Typer(
+    help="Declared pipelines (pipelines/indexes, pipelines/mirrors): check, plan, apply.",
+    no_args_is_help=True,
+)
+
+
+@pipelines_app.command("validate")
+def validate(ctx: typer.Context) -> None:
+    """Check every declaration and its source (connector, table, columns, types)."""
+    settings = _settings(ctx)
+    indexes = declared(settings)
+    problems, notes = _source_checks(indexes)
+    for note in notes:
+        console.print(f"[dim]note:[/] {note}")
+    if problems:
+        fail("the pipeline declarations do not match their sources:\n" + "\n".join(problems))
+    console.print(f"[green]ok[/]: {len(indexes)} index declarations in {settings.pipelines.dir}")
+
+
+def _source_checks(indexes: dict[str, DeclaredIndex]) -> tuple[list[str], list[str]]:
+    from psycopg import OperationalError
+
+    from indexers import source
+    from indexers.plan import source_problems, table_columns
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for index in indexes.values():
+        declaration = index.shaper.declaration
+        try:
+            with source.connect(index.dsn) as conn:
+                columns = table_columns(conn, declaration.source)
+                children = {s.name: table_columns(conn, s.source) for s in declaration.summaries}
+        except OperationalError as exc:
+            problems.append(
+                f"{declaration.path}: source: cannot read {index.binding.database}: "
+                f"{str(exc).splitlines()[0]}"
+            )
+            continue
+        found, noted = source_problems(declaration, columns, children)
+        problems += found
+        notes += noted
+    return problems, notes
+
+
+def _plans(settings: Settings, indexes: dict[str, DeclaredIndex]) -> list[Any]:
+    from indexers.catalog import client
+    from indexers.plan import plan_index
+
+    es = client(settings.elasticsearch)
+    return [plan_index(es, index.spec) for index in indexes.values()]
+
+
+def _print_plans(plans: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json([p.__dict__ for p in plans])
+        return
+    print_table(
+        "what apply will do",
+        ["index", "alias", "action", "why"],
+        [[p.index, p.alias, p.action, "; ".join(p.reasons)] for p in plans],
+    )
+
+
+@pipelines_app.command("plan")
+def plan(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Say what `apply` would change: new indexes, settings, reindexes; change nothing."""
+    settings = _settings(ctx)
+    indexes = declared(settings)
+    problems, notes = _source_checks(indexes)
+    if problems:
+        fail("the pipeline declarations do not match their sources:\n" + "\n".join(problems))
+    _print_plans(_plans(settings, indexes), as_json)
+    for note in notes:
+        console.print(f"[dim]note:[/] {note}")
+
+
+@pipelines_app.command("apply")
+def apply(ctx: typer.Context) -> None:
+    """Validate and plan everything, then create indexes, update settings and reindex."""
+    from indexers.catalog import client, ensure_index
+
+    settings = _settings(ctx)
+    indexes = declared(settings)
+    problems, _ = _source_checks(indexes)
+    if problems:
+        fail(
+            "the pipeline declarations do not match their sources (nothing changed):\n"
+            + "\n".join(problems)
+        )
+    plans = _plans(settings, indexes)
+    _print_plans(plans, False)
+    es = client(settings.elasticsearch)
+    for p in plans:
+        target = indexes[p.index]
+        if p.action in ("create", "update settings"):
+            console.print(f"{target.alias} -> {ensure_index(es, target.spec)}")
+        elif p.action == "reindex":
+            _reindex(settings, target, drop_old=False)

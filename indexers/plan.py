@@ -1,0 +1,167 @@
+"""What applying the index declarations will do, decided before anything changes.
+
+`source_problems` checks a declaration against its table's catalog (every declared column
+exists with the declared type); `plan_index` compares the generated template with the live
+index: create it, update its dynamic settings in place, build a new version (`reindex`) because
+its mappings or analysis changed, or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from elasticsearch import Elasticsearch
+
+from headwater.pipelines.declarations import IndexDeclaration, Source
+from headwater.pipelines.types import TypeError_, catalog_type, column_type
+from indexers.catalog import IndexSpec, current_index
+
+Action = Literal["create", "update settings", "reindex", "nothing"]
+
+_COLUMNS = """
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+@dataclass
+class IndexPlan:
+    index: str
+    alias: str
+    action: Action
+    reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def table_columns(conn: Any, source: Source) -> dict[str, str] | None:
+    """Column name -> `format_type` of a source table; None if there is no such table."""
+    found = conn.execute(_COLUMNS, (source.schema_name, source.table_name)).fetchall()
+    if not found:
+        return None
+    return {row["name"]: row["type"] for row in found}
+
+
+def _type_problem(where: str, column: str, declared: str, actual: str) -> str | None:
+    try:
+        if catalog_type(actual).name == column_type(declared).name:
+            return None
+    except TypeError_ as exc:
+        return f"{where}: column {column} has type {actual}, which pipelines cannot read: {exc}"
+    return f"{where}: column {column} is {actual} in the table, declared {declared}"
+
+
+def source_problems(
+    declaration: IndexDeclaration, columns: dict[str, str] | None, children: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a declaration against its tables' columns (`table_columns`)."""
+    where = str(declaration.path or declaration.name)
+    if columns is None:
+        return [f"{where}: source.table: {declaration.source.table} does not exist"], []
+    problems, notes = [], []
+    used = set()
+    for name, declared in declaration.row_fields.items():
+        column = declaration.column_of(name)
+        used.add(column)
+        if column not in columns:
+            problems.append(
+                f"{where}: fields.{name}: {declaration.source.table} has no column {column}"
+            )
+            continue
+        problem = _type_problem(f"{where}: fields.{name}", column, declared.type, columns[column])
+        if problem:
+            problems.append(problem)
+    ignored = [c for c in columns if c not in used and c not in declaration.drop]
+    if ignored:
+        notes.append(
+            f"{declaration.name}: columns not indexed (neither declared nor dropped): "
+            f"{', '.join(ignored)}"
+        )
+    for i, summary in enumerate(declaration.summaries):
+        child = children.get(summary.name)
+        at = f"{where}: summaries.{i}"
+        if child is None:
+            problems.append(f"{at}.source.table: {summary.source.table} does not exist")
+            continue
+        for column in (*summary.id, *summary.parent_key, *summary.columns):
+            if column not in child:
+                problems.append(f"{at}: {summary.source.table} has no column {column}")
+            elif column in summary.columns:
+                problem = _type_problem(at, column, summary.columns[column], child[column])
+                if problem:
+                    problems.append(problem)
+    return problems, notes
+
+
+def _same(desired: Any, actual: Any) -> bool:
+    """Whether a live mapping or setting says what the declaration asks (Elasticsearch returns
+    numbers as strings in settings and floats in mappings)."""
+    if isinstance(desired, dict):
+        return (
+            isinstance(actual, dict)
+            and desired.keys() == actual.keys()
+            and all(_same(v, actual[k]) for k, v in desired.items())
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(_same(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return str(desired).lower() == str(actual).lower()
+    if isinstance(desired, int | float) and isinstance(actual, int | float | str):
+        try:
+            return float(desired) == float(actual)
+        except ValueError:
+            return False
+    return str(desired) == str(actual)
+
+
+def mapping_changes(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Which fields a live mapping lacks, has in excess, or maps differently."""
+    want, have = desired.get("properties", {}), actual.get("properties", {})
+    out = [f"new field {n}" for n in want if n not in have]
+    out += [f"field {n} removed" for n in have if n not in want]
+    out += [
+        f"field {n} mapped differently" for n in want if n in have and not _same(want[n], have[n])
+    ]
+    if str(actual.get("dynamic", "true")) != str(desired.get("dynamic")):
+        out.append("dynamic mapping changed")
+    return out
+
+
+def plan_index(es: Elasticsearch, index: IndexSpec) -> IndexPlan:
+    template = index.template()["template"]
+    current = current_index(es, index)
+    if current is None:
+        return IndexPlan(index.name, index.alias, "create", [f"{index.versioned(1)} is new"])
+    live_mapping = es.indices.get_mapping(index=current).body[current]["mappings"]
+    live_settings = es.indices.get_settings(index=current).body[current]["settings"]["index"]
+    changes = mapping_changes(template["mappings"], live_mapping)
+    desired_analysis = template["settings"].get("analysis")
+    if desired_analysis != live_settings.get("analysis") and not _same(
+        desired_analysis or {}, live_settings.get("analysis") or {}
+    ):
+        changes.append("analysis changed")
+    if changes:
+        return IndexPlan(
+            index.name,
+            index.alias,
+            "reindex",
+            [f"{current} -> a new version: " + "; ".join(changes)],
+        )
+    stale = [
+        k
+        for k, v in index.dynamic_settings().items()
+        if not _same(v, live_settings.get(k.removeprefix("index."), None))
+    ]
+    if stale:
+        return IndexPlan(
+            index.name, index.alias, "update settings", [f"{current}: {', '.join(stale)} changed"]
+        )
+    return IndexPlan(index.name, index.alias, "nothing", [f"{current} is up to date"])
