@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api = ApiSettings()
     app.state.streams = StreamsSettings()
     pipelines, bindings = resolve(settings)
-    app.state.indexes = declared_indexes(pipelines, bindings, app.state.streams.index_prefix)
+    app.state.indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
     app.state.kafka = kafka
     app.state.es = client(es_settings, timeout_s=10)
     app.add_exception_handler(RequestValidationError, _bad_request)

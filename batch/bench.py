@@ -260,8 +260,7 @@ def _cleanup(settings: Settings, isolated: Settings, db: str) -> None:
 
 def bench_batch_command(settings: Settings, lines: int, as_json: bool) -> None:
     """What `headwater bench batch` runs: measure, print a table (or JSON), save the JSON."""
-    from headwater.bench import save_result
-    from headwater.console import console, err_console, print_json, print_table
+    from headwater.console import console, err_console, print_json, print_table, save_result
 
     result = run_batch_bench(settings, BatchSettings(), lines, err_console.print)
     path = save_result(settings.stack.data_dir / "bench", "batch", asdict(result))

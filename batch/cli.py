@@ -22,7 +22,7 @@ JOBS = {"warehouse": "batch.jobs.warehouse", "daily_sales": "batch.jobs.daily_sa
 
 
 def _settings(ctx: typer.Context) -> Any:
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     return settings_of(ctx)
 
@@ -37,16 +37,33 @@ def install(ctx: typer.Context) -> None:
     console.print(f"spark jars {verb} in {target}: {len(jar_paths(target))} jars")
 
 
+def _mirrors(settings: Any) -> list[str]:
+    from headwater.pipelines.declarations import DeclarationError, load
+
+    try:
+        return sorted(load(settings.pipelines.dir).mirrors)
+    except DeclarationError as exc:
+        fail(f"the pipeline declarations cannot be used:\n{exc}")
+
+
 @app.command("run")
 def run_job(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help=f"One of: {', '.join(JOBS)}."),
+    job: str = typer.Argument(
+        ..., help=f"One of: {', '.join(JOBS)}, or a mirror declared in pipelines/mirrors/."
+    ),
     date_from: str | None = typer.Option(None, "--from", help="Backfill from this day (ISO)."),
     date_to: str | None = typer.Option(None, "--to", help="Backfill up to this day (ISO)."),
+    replay: bool = typer.Option(
+        False, "--replay", help="A mirror: read its topic from the beginning."
+    ),
 ) -> None:
-    """Run one job now; a failed quality suite exits 2 and loads nothing."""
-    if job not in JOBS:
-        fail(f"unknown job {job!r}; one of: {', '.join(JOBS)}")
+    """Run one job or mirror now; a failed quality suite exits 2 and loads nothing."""
+    settings = _settings(ctx)
+    mirrors = [] if job in JOBS else _mirrors(settings)
+    if job not in JOBS and job not in mirrors:
+        known = ", ".join([*JOBS, *mirrors])
+        fail(f"unknown job {job!r}; one of: {known}")
     from batch.jobs.warehouse import QualityFailed, Window
 
     try:
@@ -56,9 +73,16 @@ def run_job(
         )
     except ValueError as exc:
         fail(f"--from/--to must be ISO dates: {exc}")
-    module = importlib.import_module(JOBS[job])
+    if job in mirrors and window.backfill:
+        fail("a mirror has no date range: it loads the table as it is (--replay rereads it)")
     try:
-        result = module.run(_settings(ctx), BatchSettings(), window)
+        if job in mirrors:
+            from batch.jobs import mirror
+
+            result = mirror.run(settings, BatchSettings(), job, replay=replay)
+        else:
+            module = importlib.import_module(JOBS[job])
+            result = module.run(settings, BatchSettings(), window)
     except QualityFailed as exc:
         fail(f"{job}: data quality FAILED, nothing loaded; report: {exc.report}", code=2)
     print_table(
@@ -73,16 +97,20 @@ def run_job(
 def status(
     ctx: typer.Context,
     limit: int = typer.Option(10, help="How many runs, newest first."),
+    job: str | None = typer.Option(
+        None, "--job", help="Only this job's runs (a mirror's are `mirror:NAME`)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON document instead of a table."),
 ) -> None:
-    """The last runs: status, rows loaded, offsets reached and the quality verdict."""
+    """The last runs of the jobs and mirrors: status, rows loaded, offsets reached and the quality
+    verdict."""
     from batch import io
 
     settings = _settings(ctx)
     try:
         with io.connect(settings) as conn:
             offsets = conn.execute("SELECT to_regclass('batch_runs') IS NOT NULL").fetchone()
-            runs = io.recent_runs(conn, limit) if offsets and offsets[0] else []
+            runs = io.recent_runs(conn, limit, job) if offsets and offsets[0] else []
     except Exception as exc:
         fail(f"cannot read the analytics database: {exc}")
     if as_json:

@@ -18,7 +18,7 @@ Names = typer.Argument(None, help="Spec names (file names without .yaml); defaul
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     return settings_of(ctx)
 

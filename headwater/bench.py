@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
 import typer
 
+from headwater.console import save_result
+
 app = typer.Typer(help="Benchmarks on the local stack.", no_args_is_help=True)
-
-
-def save_result(directory: Path, kind: str, result: Any) -> Path:
-    """Write one benchmark's result as `directory/KIND-<UTC time>.json`; return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 @app.command("freshness")
@@ -30,7 +19,7 @@ def freshness(
     ),
 ) -> None:
     """Commit-to-searchable latency of product changes, and the highest rate keeping p95 < 1 s."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
     from streams.search.bench import run_freshness
 
     run_freshness(settings_of(ctx), rate, duration, find_max)
@@ -44,8 +33,7 @@ def dashboards(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Event-to-live-stream latency (p50/p95/p99) and one dashboards worker's events/s."""
-    from headwater.cli import settings_of
-    from headwater.console import console, err_console, print_json, print_table
+    from headwater.console import console, err_console, print_json, print_table, settings_of
     from streams.dashboards.bench import report_lines, run
 
     settings = settings_of(ctx)
@@ -67,6 +55,6 @@ def batch(
 ) -> None:
     """Warehouse load rows/s end to end, Spark start-up, and COPY of the same rows as reference."""
     from batch.bench import bench_batch_command
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     bench_batch_command(settings_of(ctx), lines, as_json)

@@ -35,12 +35,6 @@ def _root(ctx: typer.Context) -> None:
         )
 
 
-def settings_of(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
-
-
 def _register() -> None:
     # Imported here so that `headwater --help` stays fast and each group owns its module.
     from batch.cli import app as batch_app

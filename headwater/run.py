@@ -135,7 +135,7 @@ def run(
     trickle: float = typer.Option(5.0, help="Operations/s kept flowing in the background."),
 ) -> None:
     """Bring everything up, start the workers and the API, write sample changes, show where."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     settings = settings_of(ctx)
     _step("stack", ["stack", "up"])
@@ -179,7 +179,7 @@ def run(
 
 def stop(ctx: typer.Context) -> None:
     """Stop the workers, the API and the background workload started by `headwater run`."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     stopped = stop_all(settings_of(ctx))
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -107,6 +107,15 @@ class ElasticsearchSettings(_Component):
         return None
 
 
+class IndexSettings(_Component):
+    """The search indexes (env prefix HW_INDEXES_)."""
+
+    model_config = _config("HW_INDEXES_")
+
+    # Prepended to every alias, index and template name, so tests can run on their own indexes.
+    prefix: str = ""
+
+
 class PipelinesSettings(_Component):
     """Where the pipeline declarations live (`indexes/`, `mirrors/`): the shop's by default."""
 
@@ -187,6 +196,7 @@ class Settings(BaseModel):
     elasticsearch: ElasticsearchSettings
     stack: StackSettings
     pipelines: PipelinesSettings = Field(default_factory=PipelinesSettings)
+    indexes: IndexSettings = Field(default_factory=IndexSettings)
 
     @classmethod
     def load(cls) -> Settings:
@@ -197,6 +207,7 @@ class Settings(BaseModel):
             elasticsearch=ElasticsearchSettings(),
             stack=StackSettings(),
             pipelines=PipelinesSettings(),
+            indexes=IndexSettings(),
         )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:

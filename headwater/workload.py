@@ -358,7 +358,7 @@ def generate(
     json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write realistic inserts, updates and deletes to the shop at RATE, TOTAL in all."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
 
     if total < 0 or rate < 0:
         fail("--rate and --total must not be negative")

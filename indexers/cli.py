@@ -8,17 +8,14 @@ from typing import Any
 
 import typer
 
-from headwater.console import console, fail, print_json, print_table
+from headwater.console import console, fail, print_json, print_table, settings_of
 from headwater.pipelines.declarations import DeclarationError
 from headwater.settings import Settings
 from indexers.declared import DeclaredIndex, UnknownIndex, pick
-from streams.settings import StreamsSettings
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
-    return obj
+    return settings_of(ctx)
 
 
 def declared(settings: Settings) -> dict[str, DeclaredIndex]:
@@ -28,7 +25,7 @@ def declared(settings: Settings) -> dict[str, DeclaredIndex]:
 
     try:
         pipelines, bindings = resolve(settings)
-        return declared_indexes(pipelines, bindings, StreamsSettings().index_prefix)
+        return declared_indexes(pipelines, bindings, settings.indexes.prefix)
     except DeclarationError as exc:
         fail("the pipeline declarations are not usable:\n" + "\n".join(exc.problems))
     except (ImportError, ValueError) as exc:

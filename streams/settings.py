@@ -33,8 +33,6 @@ class StreamsSettings(_Component):
     # Partitions of the app's internal topics: as many as the change topics have (Debezium's
     # `topic.creation.default.partitions` in the connector files).
     topic_partitions: int = Field(default=3, ge=1)
-    # Prepended to every alias and index name, so tests can run against their own indexes.
-    index_prefix: str = ""
     # Where a new consumer group starts reading: the whole topic, so a fresh index is complete.
     # With "latest" the worker pins that start before it joins (streams.offsets), so a crash
     # before its first commit does not skip what arrived meanwhile.

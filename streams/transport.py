@@ -29,21 +29,49 @@ them as usual (after flushing the producer). Everything else (subscription, assi
 table recovery, rebalancing, the seek fence above) is Faust's, unchanged. Other topics still go
 to Faust's streams, one message at a time, delivered one task per fetch instead of four per
 message.
+
+Table writes from a batch agent. Faust picks a table write's changelog partition and RocksDB
+partition database from the current event's message. A batch agent has no event, so its writes
+are made "as" the last message of the partition's batch (`writing_as`).
+
+This module is the one place that touches Faust's private members; `tests/unit/streams/
+test_transport.py` pins the behaviour relied on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message, TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+
+
+@dataclass
+class _Writing:
+    """What Faust's tables read of the current event: its message (topic, partition)."""
+
+    message: Message
+
+
+@contextmanager
+def writing_as(message: Message) -> Iterator[None]:
+    """Write tables as if `message` were Faust's current event (see the module docstring)."""
+    event = _Writing(message)  # held here: the context variable keeps only a weak reference
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):

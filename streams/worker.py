@@ -34,7 +34,7 @@ def assemble(index: int = 0) -> tuple[App, Settings, StreamsSettings]:
     settings = Settings.load()
     streams = StreamsSettings(worker_index=index)
     pipelines, bindings = resolve(settings)
-    indexes = declared_indexes(pipelines, bindings, streams.index_prefix)
+    indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
     return build_app(settings, streams, DashboardSettings(), indexes), settings, streams
 
 

@@ -44,7 +44,7 @@ def _stack_errors() -> Iterator[None]:
 
 
 def _stack(ctx: typer.Context) -> Stack:
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
     from headwater.stack.manager import Stack
 
     return Stack(settings_of(ctx))
@@ -53,7 +53,7 @@ def _stack(ctx: typer.Context) -> Stack:
 @app.command()
 def install(ctx: typer.Context) -> None:
     """Install everything beyond pip: PostgreSQL, the service user, Kafka, Debezium, ES."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
     from headwater.stack.install import run_install
 
     start = time.monotonic()
@@ -165,7 +165,7 @@ def logs(
     lines: int = typer.Option(50, "--lines", "-n", min=0, help="How many last lines to print."),
 ) -> None:
     """Print a service's log (data_dir/logs/NAME.log)."""
-    from headwater.cli import settings_of
+    from headwater.console import settings_of
     from headwater.stack.layout import StackLayout
     from headwater.stack.procs import tail
 

@@ -45,9 +45,8 @@ from streams.dashboards.tables import (
     declare_topics,
     order_key_partition,
     window_key,
-    writing_as,
 )
-from streams.transport import App, Batch
+from streams.transport import App, Batch, writing_as
 
 log = logging.getLogger(__name__)
 

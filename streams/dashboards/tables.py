@@ -12,16 +12,12 @@ along. The partials are merged where they are read (`views.DashboardState`).
 from __future__ import annotations
 
 import json
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from faust.streams import _current_event
-from faust.types import Message, TableT, TopicT
+from faust.types import TableT, TopicT
 from faust.types.windows import WindowRange_from_start
 
 from headwater.settings import KafkaSettings
@@ -122,26 +118,3 @@ def order_key_partition(order_id: int, partitions: int) -> int:
     murmur2 of the key bytes, which the JSON converter writes as `{"id":N}`)."""
     key = json.dumps({"id": order_id}, separators=(",", ":")).encode()
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-@dataclass
-class _Writing:
-    """What Faust's tables read of the current event: its message (topic, partition)."""
-
-    message: Message
-
-
-@contextmanager
-def writing_as(message: Message) -> Iterator[None]:
-    """Write tables as if `message` were Faust's current event.
-
-    Faust picks a table write's changelog partition and RocksDB partition database from the
-    current event's message. A batch agent has no event, so its writes are made "as" the last
-    message of the partition's batch.
-    """
-    event = _Writing(message)  # held here: the context variable keeps only a weak reference
-    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)

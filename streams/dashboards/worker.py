@@ -1,8 +1,9 @@
-"""A dashboards-only Faust worker: the same agents and tables on an app of their own.
+"""A dashboards-only Faust worker: the same app as the main job's, without search indexes.
 
-The main job runs the dashboards inside the shared app (`streams.app`); this entry point runs
-them alone, under their own app id, so the benchmark and the tests can start, kill and restart
-a worker against their own topics without touching the main job's.
+The main job runs the dashboards beside the search agents; this entry point assembles the same
+app (`streams.app.build_app`) with no declared index, under the dashboards' own app id, so the
+benchmark and the tests can start, kill and restart a worker against their own topics without
+touching the main job's.
 
     python -m streams.dashboards.worker
 """
@@ -11,41 +12,27 @@ from __future__ import annotations
 
 import sys
 
-from headwater.settings import KafkaSettings, StackSettings
-from streams.dashboards.agents import register
+from headwater.settings import Settings
+from streams.app import build_app
 from streams.dashboards.settings import DashboardSettings
 from streams.settings import StreamsSettings
 from streams.transport import App
 
 
-def create_app(kafka: KafkaSettings, ds: DashboardSettings) -> App:
-    brokers = ";".join(kafka.bootstrap_servers.split(","))
-    # Per app id: a table's local store records changelog offsets of this app's topics only.
-    data_dir = (ds.data_dir or StackSettings().data_dir / "dashboards") / ds.app_id
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app = App(
-        ds.app_id,
-        **StreamsSettings().consumer_options(),
-        broker=f"kafka://{brokers}",
-        store="rocksdb://",
-        datadir=str(data_dir),
+def assemble(settings: Settings, ds: DashboardSettings) -> App:
+    streams = StreamsSettings(
+        app_id=ds.app_id,
+        data_dir=ds.data_dir or settings.stack.data_dir / "dashboards",
+        web_port=ds.web_port,
         topic_partitions=ds.source_partitions,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-        producer_linger=0.0,
-        # A new table has nothing to recover; don't wait before starting to.
-        stream_recovery_delay=0.0,
+        auto_offset_reset="earliest",
     )
-    register(app, kafka, ds)
-    return app
+    return build_app(settings, streams, ds, indexes={})
 
 
 def main() -> None:
-    ds = DashboardSettings()
-    app = create_app(KafkaSettings(), ds)
-    # Faust binds its web port even with the web views off; give it one of our own.
-    argv = ["worker", "--loglevel", "info", "--web-port", str(ds.web_port)]
-    sys.argv = [sys.argv[0], *argv, *sys.argv[1:]]
+    app = assemble(Settings.load(), DashboardSettings())
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "info", *sys.argv[1:]]
     app.main()
 
 

@@ -290,7 +290,7 @@ def run_freshness(settings: Settings, rate: float, duration: float, find_max: bo
     streams = StreamsSettings()
     es = client(settings.elasticsearch, timeout_s=60)
     pipelines, bindings = resolve(settings)
-    products = declared_indexes(pipelines, bindings, streams.index_prefix)["products"]
+    products = declared_indexes(pipelines, bindings, settings.indexes.prefix)["products"]
     alias = products.alias
     worker = _ensure_worker(settings, streams)
     run = uuid.uuid4().hex[:6]
@@ -354,6 +354,6 @@ def run_freshness(settings: Settings, rate: float, duration: float, find_max: bo
              results["pipeline_vs_kafka_consume"]],
         ],
     )  # fmt: skip
-    from headwater.bench import save_result
+    from headwater.console import save_result
 
     console.print(f"saved {save_result(settings.stack.data_dir / 'bench', 'freshness', results)}")

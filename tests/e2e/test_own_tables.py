@@ -139,7 +139,7 @@ class Own:
             "HW_CONNECT_SPECS_DIR": str(self.specs),
             "HW_PIPELINES_DIR": str(self.pipelines),
             "HW_STREAMS_APP_ID": f"hw-test-own-{suffix}",
-            "HW_STREAMS_INDEX_PREFIX": self.index_prefix,
+            "HW_INDEXES_PREFIX": self.index_prefix,
             "HW_STREAMS_WEB_PORT": str(self.port),
             "HW_STREAMS_DATA_DIR": str(tmp / "streams"),
             # The shop's dashboards in the same worker need not replay the shop's history.

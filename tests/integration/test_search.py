@@ -67,7 +67,7 @@ class Worker:
         self.env = {
             **os.environ,
             "HW_STREAMS_APP_ID": f"hw-test-search-{suffix}",
-            "HW_STREAMS_INDEX_PREFIX": self.prefix,
+            "HW_INDEXES_PREFIX": self.prefix,
             "HW_STREAMS_WEB_PORT": str(self.port),
             "HW_STREAMS_DATA_DIR": str(tmp / "streams"),
             "HW_STREAMS_AUTO_OFFSET_RESET": "latest",

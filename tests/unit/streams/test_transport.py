@@ -56,3 +56,18 @@ def test_consumed_topics_include_batch_agents() -> None:
     topics, internal_topics = app.consumed_topics()
     assert topics == {"shop.public.orders", "transport-unit-lines", "shop.public.products"}
     assert internal_topics == {"transport-unit-lines"}
+
+
+def test_table_writes_of_a_batch_see_its_message_as_the_current_event() -> None:
+    # Faust's tables read `current_event().message` for the changelog partition; a batch agent
+    # has no event, so `writing_as` provides one (through a private context variable).
+    from faust.streams import current_event
+
+    from streams.transport import writing_as
+
+    message = object()
+    assert current_event() is None
+    with writing_as(message):  # type: ignore[arg-type]
+        event = current_event()
+        assert event is not None and event.message is message
+    assert current_event() is None
