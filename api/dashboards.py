@@ -32,6 +32,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from headwater.models.updates import decode
 from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
 from streams.dashboards.views import Dashboard, DashboardState, load_dashboards
@@ -133,7 +134,7 @@ class UpdatesFeed:
                         if record.value is None:
                             continue
                         try:
-                            self.state.apply(json.loads(record.value))
+                            self.state.apply(decode(record.value))
                         except (ValueError, KeyError, TypeError) as exc:
                             log.warning(
                                 "dashboards feed: skipping %s[%d]@%d: %s",

@@ -15,16 +15,11 @@ start`, compacted, so the topic is the latest value of every window) and its pro
 partition. The API reads that whole topic: any API instance knows every partition, whichever
 worker owns it, and a live stream is "tell the browser when this changes".
 
-Records the agents publish (JSON values):
-- `{"type": "window", "table", "metric", "partition", "start", "value"}`
-- `{"type": "progress", "stream", "partition", "watermark_ms", "events", "dropped",
-  "last_source_ts_ms", "max_lsn"}`
-- `{"type": "label", "kind": "product", "id", "name", "category"}`
+The records published are the typed contracts of `headwater.models.updates`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -33,6 +28,7 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
+from headwater.models.updates import LabelUpdate, ProgressUpdate, WindowUpdate, encode
 from headwater.settings import KafkaSettings
 from streams.common import DeadLetterSender, Record
 from streams.dashboards import logic
@@ -112,10 +108,6 @@ class Dashboards:
     tables: Tables
 
 
-def _encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboards:
     """Declare the dashboards' topics, tables and agents on `app`."""
     topics = declare_topics(app, kafka, ds)
@@ -128,23 +120,25 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
 
     def publish_windows(
         folded: dict[logic.WindowKey, Any], partition: int
-    ) -> list[tuple[str, bytes]]:
-        out: list[tuple[str, bytes]] = []
+    ) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
         for (table_name, metric, start), increment in folded.items():
             spec = logic.WINDOWS_BY_TABLE[table_name]
             table = tables.windowed[table_name]
             key = window_key(metric, partition, start, spec)
             value = logic.merge(spec.kind, table.get(key), increment)
             table[key] = value
-            record = {
-                "type": "window",
-                "table": table_name,
-                "metric": metric,
-                "partition": partition,
-                "start": start,
-                "value": value,
-            }
-            out.append((f"w|{table_name}|{metric}|{partition}|{start}", _encode(record)))
+            out.append(
+                encode(
+                    WindowUpdate(
+                        table=table_name,
+                        metric=metric,
+                        partition=partition,
+                        start=start,
+                        value=value,
+                    )
+                )
+            )
         return out
 
     declared: list[bool] = []  # the updates topic, once per process
@@ -181,9 +175,8 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                 orders.write()
                 outgoing = publish_windows(logic.fold(deltas), partition)
                 tables.progress[progress_key] = progress.to_json()
-            summary = {"type": "progress", "stream": name, "partition": partition}
-            summary.update(progress.to_json())
-            outgoing.append((f"p|{name}|{partition}", _encode(summary)))
+            summary = ProgressUpdate(stream=name, partition=partition, **progress.to_json())
+            outgoing.append(encode(summary))
             if failed:
                 topic = batch.tp.topic
                 await dead_letters.send(
@@ -198,7 +191,7 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                 await topics.updates.maybe_declare()
                 declared.append(True)
             for key, value in outgoing:
-                await topics.updates.send(key=key.encode(), value=value)
+                await topics.updates.send(key=key, value=value)
             # Backpressure: let the changelog writes drain before the next batch piles on.
             await app.producer.buffer.wait_until_ebb()
 
@@ -278,9 +271,8 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                 tables.categories[product_id] = category
             if published.get(product_id) == (name, category):
                 continue  # a price or stock change: the label on the page is unchanged
-            label = {"type": "label", "kind": "product", "id": product_id, "name": name}
-            label["category"] = category
-            await topics.updates.send(key=f"l|product|{product_id}".encode(), value=_encode(label))
+            key, value = encode(LabelUpdate(id=product_id, name=name, category=category))
+            await topics.updates.send(key=key, value=value)
             published[product_id] = (name, category)
             if len(published) > PUBLISHED_LABELS_MAX:
                 del published[next(iter(published))]

@@ -13,7 +13,6 @@ On topics of its own (a `Sandbox`):
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import statistics
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
+from headwater.models.updates import ProgressUpdate, decode
 from headwater.settings import KafkaSettings
 from streams.dashboards import synthetic
 from streams.dashboards.harness import SOURCE_TABLES, ApiServer, Sandbox
@@ -109,12 +109,12 @@ def _worker_rate(box: Sandbox, total: int) -> tuple[float, float]:
                 continue
             if value is None:
                 continue
-            update = json.loads(value)
-            if update.get("type") == "progress":
+            update = decode(value)
+            if isinstance(update, ProgressUpdate):
                 now = time.perf_counter()
                 first = first or now
                 last = now
-                events[f"{update['stream']}#{update['partition']}"] = int(update["events"])
+                events[f"{update.stream}#{update.partition}"] = update.events
     consumer.close()
     done = sum(events.values())
     if done < total:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from headwater.models.updates import LabelUpdate, ProgressUpdate, Update, WindowUpdate
 from streams.dashboards import logic
 
 COUNTER_METRICS_1M = logic.WINDOWS_BY_TABLE["counts_1m"].metrics
@@ -131,19 +132,21 @@ class DashboardState:
         self.labels: dict[str, str] = {}
         self.version = 0
 
-    def apply(self, update: dict[str, Any]) -> None:
-        """Take in one published update record (see `agents.py` for their shape)."""
-        kind = update.get("type")
-        if kind == "window":
-            key = (update["table"], update["metric"], int(update["start"]))
-            self.windows.setdefault(key, {})[int(update["partition"])] = update["value"]
-        elif kind == "progress":
-            self.progress[update["stream"], int(update["partition"])] = {
-                k: int(update[k])
-                for k in ("watermark_ms", "events", "dropped", "last_source_ts_ms", "max_lsn")
+    def apply(self, update: Update | None) -> None:
+        """Take in one published update record (`headwater.models.updates`)."""
+        if isinstance(update, WindowUpdate):
+            key = (update.table, update.metric, update.start)
+            self.windows.setdefault(key, {})[update.partition] = update.value
+        elif isinstance(update, ProgressUpdate):
+            self.progress[update.stream, update.partition] = {
+                "watermark_ms": update.watermark_ms,
+                "events": update.events,
+                "dropped": update.dropped,
+                "last_source_ts_ms": update.last_source_ts_ms,
+                "max_lsn": update.max_lsn,
             }
-        elif kind == "label":
-            self.labels[str(update["id"])] = str(update["name"])
+        elif isinstance(update, LabelUpdate):
+            self.labels[str(update.id)] = update.name
         else:
             return
         self.version += 1

@@ -6,6 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from headwater.models.updates import (
+    LabelUpdate,
+    ProgressUpdate,
+    Update,
+    WindowUpdate,
+    decode,
+    encode,
+)
 from streams.dashboards.settings import DEFINITIONS_DIR
 from streams.dashboards.views import Dashboard, DashboardState, Panel, load_dashboards
 
@@ -13,28 +21,30 @@ START = 1772366400  # 12:00:00, a 15-minute boundary
 NOW_MS = (START + 30) * 1000
 
 
-def window(table: str, metric: str, partition: int, start: int, value: object) -> dict:
-    return {
-        "type": "window",
-        "table": table,
-        "metric": metric,
-        "partition": partition,
-        "start": start,
-        "value": value,
-    }
+def published(update: WindowUpdate | ProgressUpdate | LabelUpdate) -> Update | None:
+    """An update as the API reads it off the topic: encoded by a worker, decoded."""
+    _, value = encode(update)
+    return decode(value)
 
 
-def progress(stream: str, partition: int, watermark_ms: int, dropped: int = 0) -> dict:
-    return {
-        "type": "progress",
-        "stream": stream,
-        "partition": partition,
-        "watermark_ms": watermark_ms,
-        "events": 10,
-        "dropped": dropped,
-        "last_source_ts_ms": watermark_ms + 5,
-        "max_lsn": 1,
-    }
+def window(table: str, metric: str, partition: int, start: int, value: object) -> Update | None:
+    return published(
+        WindowUpdate(table=table, metric=metric, partition=partition, start=start, value=value)
+    )
+
+
+def progress(stream: str, partition: int, watermark_ms: int, dropped: int = 0) -> Update | None:
+    return published(
+        ProgressUpdate(
+            stream=stream,
+            partition=partition,
+            watermark_ms=watermark_ms,
+            events=10,
+            dropped=dropped,
+            last_source_ts_ms=watermark_ms + 5,
+            max_lsn=1,
+        )
+    )
 
 
 @pytest.fixture
@@ -56,7 +66,7 @@ def state() -> DashboardState:
         window("funnel_15m", "page_views", 1, START, 50.0),
         window("funnel_15m", "add_to_cart", 1, START, 10.0),
         window("funnel_15m", "orders", 0, START, 4.0),
-        {"type": "label", "kind": "product", "id": 5, "name": "Teapot"},
+        published(LabelUpdate(id=5, name="Teapot", category="kitchen")),
     ]:
         s.apply(update)
     return s
@@ -122,3 +132,14 @@ def test_funnel_and_dropped(state: DashboardState) -> None:
 def test_empty_state_renders_without_values() -> None:
     out = only(DashboardState(), panel(type="series", metric="orders"))
     assert out["value"] is None and out["series"] == []
+
+
+def test_update_records_round_trip_and_unknown_kinds_are_skipped() -> None:
+    update = WindowUpdate(table="counts_1m", metric="orders", partition=2, start=60, value=3.0)
+    key, value = encode(update)
+    assert key == b"w|counts_1m|orders|2|60" and decode(value) == update
+    assert encode(ProgressUpdate(stream="orders", partition=1))[0] == b"p|orders|1"
+    assert decode(b'{"type": "future-kind", "x": 1}') is None
+    state = DashboardState()
+    state.apply(decode(b'{"type": "future-kind"}'))
+    assert state.version == 0
