@@ -291,10 +291,12 @@ def figures(summary: Summary, rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         at = position[figure.column]
         values = [r[at] for r in rows if r[at] is not None]
         if figure.op == "latest":
-            by = position[figure.by] if figure.by else None
-            ordered = [r for r in rows if by is None or r[by] is not None]
-            if by is not None:
-                ordered.sort(key=lambda r: _order(r[by]))
+            assert figure.by is not None
+            by = position[figure.by]
+            # Ties on `by` are broken by the value itself, so any order of arrival agrees.
+            ordered = sorted(
+                (r for r in rows if r[by] is not None), key=lambda r: (_order(r[by]), _order(r[at]))
+            )
             out[name] = ordered[-1][at] if ordered else None
         elif not values:
             out[name] = None

@@ -165,7 +165,8 @@ class SummaryField(_Strict):
 
     op: SummaryOp
     column: str | None = None
-    # For `latest`: the child column that orders the children (the newest change wins if unset).
+    # For `latest`: the child column that orders the children (a time, a sequence). Required:
+    # the order changes arrive in is not one the source table can reproduce for `verify`.
     by: str | None = None
 
     @model_validator(mode="after")
@@ -176,6 +177,8 @@ class SummaryField(_Strict):
             raise ValueError("count takes no column")
         if self.by and self.op != "latest":
             raise ValueError("`by` only applies to latest")
+        if self.op == "latest" and not self.by:
+            raise ValueError("latest needs `by`, the column that orders the children")
         return self
 
 

@@ -216,3 +216,36 @@ def test_classify() -> None:
     assert classify(cas, {"status": 409})[0] is Outcome.CONFLICT
     assert classify(versioned, {"status": 429})[0] is Outcome.RETRY
     assert classify(versioned, {"status": 400, "error": {"type": "x"}})[0] is Outcome.REJECTED
+
+
+def _with_transform(products: IndexDeclaration, function: str) -> IndexDeclaration:
+    data = products.model_dump(exclude={"path"})
+    data["fields"]["label"] = {"type": "text", "computed": True, "search": True}
+    data["transform"] = f"tests.unit.indexers.transforms:{function}"
+    return IndexDeclaration.model_validate(data)
+
+
+def test_a_transform_fills_computed_fields_on_both_paths(products: IndexDeclaration) -> None:
+    declared = _with_transform(products, "with_label")
+    shaper = Shaper(declared)
+    from_change = shaper.shape(CHANGE_ROW)
+    assert from_change.fields["label"] == "Mug (SKU-7)"
+    assert from_change == shaper.shape(SOURCE_ROW, source=True)
+    changed = {**from_change.fields, "label": "Other"}
+    assert content_hash(declared, changed) != content_hash(declared, from_change.fields)
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [("broken", "no luck"), ("adds_undeclared", "undeclared fields: surprise")],
+)
+def test_a_failing_transform_is_the_rows_failure(
+    products: IndexDeclaration, function: str, message: str
+) -> None:
+    with pytest.raises(ShapeError, match=message):
+        Shaper(_with_transform(products, function)).shape(CHANGE_ROW)
+
+
+def test_a_missing_transform_fails_at_start_up(products: IndexDeclaration) -> None:
+    with pytest.raises(ImportError, match="has no function nothing_here"):
+        Shaper(_with_transform(products, "nothing_here"))
