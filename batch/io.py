@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 
 from headwater.settings import Settings
 
@@ -151,6 +154,98 @@ def copy_arrow(cur: psycopg.Cursor[Any], table: str, data: pa.Table) -> int:
     return data.num_rows
 
 
+def copy_rows(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    data: pa.Table,
+    columns: Mapping[str, str] | None = None,
+) -> int:
+    """COPY an Arrow table into `table` row by row, each value adapted by psycopg.
+
+    Slower than `copy_arrow`'s CSV, but any column type goes: arrays, bytes, JSON text, times.
+    `columns` maps Arrow column names to table column names (all columns, same names, if None).
+    """
+    if data.num_rows == 0:
+        return 0
+    names = columns or {c: c for c in data.column_names}
+    picked = data.select(list(names))
+    target = sql.SQL(", ").join(sql.Identifier(c) for c in names.values())
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), target)
+    with cur.copy(statement) as copy:
+        for batch in picked.to_batches(max_chunksize=10_000):
+            for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                copy.write_row(row)
+    return data.num_rows
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """A source table's row count and the WAL position of the snapshot that counted it."""
+
+    rows: int
+    lsn: int
+
+
+def source_count(dsn: str, table: str, attempts: int = 50) -> SourceCount:
+    """Count `schema.table` in a snapshot and read the WAL position at that snapshot.
+
+    Changes with an LSN up to `lsn` are the ones the count saw, provided no transaction was in
+    flight when the snapshot was taken (its earlier changes would have smaller LSNs but commit
+    later): the count is retried until a snapshot has none in flight, `attempts` times at most.
+    """
+    schema, name = table.split(".")
+    counted = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+    found: SourceCount | None = None
+    with psycopg.connect(dsn) as conn:
+        for _ in range(attempts):
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # The first query takes the snapshot: the position and the in-flight list are
+                # read with it, and the count uses the same snapshot.
+                position = conn.execute(
+                    "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint, "
+                    "NOT EXISTS (SELECT pg_snapshot_xip(pg_current_snapshot()))"
+                ).fetchone()
+                rows = conn.execute(counted).fetchone()
+            assert position is not None and rows is not None
+            found = SourceCount(int(rows[0]), int(position[0]))
+            if position[1]:
+                return found
+            time.sleep(0.05)
+    assert found is not None
+    log.warning("%s: every snapshot had transactions in flight; counting anyway", table)
+    return found
+
+
+def wait_for_capture(dsn: str, slot: str, lsn: int, timeout_s: float, settle_s: float) -> None:
+    """Wait until the connector reading replication `slot` has received the WAL up to `lsn`.
+
+    Its replication connection reports what it has received (`write_lsn`), and that advances
+    with the WAL of every database; the records reach Kafka within one offset flush of Kafka
+    Connect after that, which `settle_s` allows for.
+    """
+    deadline = time.monotonic() + timeout_s
+    received: int | None = None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT (r.write_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots s "
+                "JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = %s",
+                (slot,),
+            ).fetchone()
+            received = None if row is None or row[0] is None else int(row[0])
+            if received is not None and received >= lsn:
+                break
+            if time.monotonic() > deadline:
+                state = "is not streaming" if received is None else f"is at {received} < {lsn}"
+                raise TimeoutError(
+                    f"replication slot {slot} {state} after {timeout_s:.0f}s: "
+                    "is its connector running?"
+                )
+            time.sleep(0.2)
+    time.sleep(settle_s)
+
+
 def record_run(
     conn: psycopg.Connection[Any],
     *,
@@ -197,12 +292,16 @@ def save_offsets(conn: psycopg.Connection[Any], job: str, offsets: Offsets, run_
         )
 
 
-def recent_runs(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
+def recent_runs(
+    conn: psycopg.Connection[Any], limit: int, job: str | None = None
+) -> list[dict[str, Any]]:
+    """The last `limit` runs, newest first; of one job (`mirror:NAME` for a mirror) if given."""
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         cur.execute(
             "SELECT run_id, job, kind, status, started_at, finished_at, window_from, window_to, "
             "rows_loaded, offsets, quality, report, error FROM batch_runs "
-            "ORDER BY run_id DESC LIMIT %s",
-            (limit,),
+            "WHERE %(job)s::text IS NULL OR job = %(job)s "
+            "ORDER BY run_id DESC LIMIT %(limit)s",
+            {"job": job, "limit": limit},
         )
         return list(cur.fetchall())

@@ -6,6 +6,8 @@ the jobs chain them with `df.transform`. Column names prefixed `_` are change-ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -100,9 +102,11 @@ def _event_order() -> list[Column]:
     return [F.col("_lsn").desc_nulls_last(), F.col("_offset").desc()]
 
 
-def transform_latest_state(changes: DataFrame, key: str = "id") -> DataFrame:
-    """One row per key: its last change, deletes included (`_deleted` says which)."""
-    window = Window.partitionBy(key).orderBy(*_event_order())
+def transform_latest_state(changes: DataFrame, key: str | Sequence[str] = "id") -> DataFrame:
+    """One row per key (a column, or several for a composite key): its last change, deletes
+    included (`_deleted` says which)."""
+    keys = [key] if isinstance(key, str) else list(key)
+    window = Window.partitionBy(*keys).orderBy(*_event_order())
     return (
         changes.withColumn("_rank", F.row_number().over(window))
         .where(F.col("_rank") == 1)

@@ -6,6 +6,7 @@ from the dimension keys as they will be after the merge; GX then reports each mi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,5 +124,50 @@ def agg_daily_sales_suite(rows: Plausible | None = None) -> gx.ExpectationSuite:
             *_non_negative("orders", "order_lines", "units", "revenue"),
             _found("_date_found"),
             *_rows(rows),
+        ],
+    )
+
+
+def mirror_current_suite(name: str, keys: Sequence[str], rows: int) -> gx.ExpectationSuite:
+    """A mirror's current table after the merge: one row per key, as many as the source has."""
+    e = _gx().expectations
+    return _suite(name, [*_keys(*keys), e.ExpectTableRowCountToEqual(value=rows)])
+
+
+def mirror_changes_suite(
+    name: str, keys: Sequence[str], columns: Sequence[str]
+) -> gx.ExpectationSuite:
+    """The staged changes: keys present, and every value readable as its declared type.
+
+    `_bad_<column>` holds why a value did not fit its type (null when it did), so the report
+    names the column, the value and the reason.
+    """
+    e = _gx().expectations
+    return _suite(
+        f"{name}_changes",
+        [
+            *[e.ExpectColumnValuesToNotBeNull(column=k) for k in keys],
+            *[e.ExpectColumnValuesToBeNull(column=f"_bad_{c}") for c in columns],
+            e.ExpectColumnValuesToBeNull(column="_bad_change"),
+        ],
+    )
+
+
+def mirror_history_suite(name: str, keys: Sequence[str]) -> gx.ExpectationSuite:
+    """SCD2 versions of the keys a load touched: one per (key, LSN), one current per key."""
+    e = _gx().expectations
+    return _suite(
+        f"{name}_history",
+        [
+            *_keys(*keys, "hw_lsn"),
+            e.ExpectColumnValuesToNotBeNull(column="valid_from"),
+            # `_current_key` is the key on current versions, null otherwise.
+            e.ExpectColumnValuesToBeUnique(column="_current_key"),
+            e.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="valid_to",
+                column_B="valid_from",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
         ],
     )
