@@ -107,7 +107,14 @@ def _keys(value: Any) -> tuple[str, ...]:
     return columns
 
 
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"must be lower-case letters, digits and _; got {value!r}")
+    return value
+
+
 Keys = Annotated[tuple[str, ...], BeforeValidator(_keys)]
+Name = Annotated[str, AfterValidator(_check_name)]
 ColumnTypeName = Annotated[str, AfterValidator(_check_type)]
 
 
@@ -185,7 +192,7 @@ class SummaryField(_Strict):
 class Summary(_Strict):
     """Rows of a child table folded into the parent document as figures (a review summary)."""
 
-    name: str
+    name: Name
     source: Source
     # The child's own key, and the child columns holding the parent's document id (in order).
     id: Keys
@@ -233,7 +240,7 @@ class Summary(_Strict):
 class IndexDeclaration(_Strict):
     """A search index fed by one captured table."""
 
-    name: str
+    name: Name
     source: Source
     id: Keys
     fields: dict[str, IndexField]
@@ -243,13 +250,6 @@ class IndexDeclaration(_Strict):
     # Shown by `headwater search` when no columns are asked for.
     columns: tuple[str, ...] = ()
     path: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"must be lower-case letters, digits and _; got {value!r}")
-        return value
 
     @field_validator("transform")
     @classmethod
@@ -329,7 +329,7 @@ class IndexDeclaration(_Strict):
 class MirrorDeclaration(_Strict):
     """A captured table copied into the analytics warehouse."""
 
-    name: str
+    name: Name
     source: Source
     id: Keys
     # Every column the warehouse table has, with its type.
@@ -337,13 +337,18 @@ class MirrorDeclaration(_Strict):
     # `current`: one row per key, as the source has it now; `history` adds an SCD2 table.
     history: bool = False
     target_table: str | None = None
+    # When Airflow runs the mirror: a preset (@hourly, @daily, ...) or a five-field cron line.
+    schedule: str = "@hourly"
     path: Path | None = Field(default=None, exclude=True)
 
-    @field_validator("name")
+    @field_validator("schedule")
     @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"must be lower-case letters, digits and _; got {value!r}")
+    def _schedule(cls, value: str) -> str:
+        presets = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
+        if value not in presets and len(value.split()) != 5:
+            raise ValueError(
+                f"must be one of {', '.join(presets)} or a cron line of five fields; got {value!r}"
+            )
         return value
 
     @field_validator("columns")

@@ -14,6 +14,7 @@ the batch was abandoned by a shutdown mid-write.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -71,12 +72,18 @@ class SearchIndexing:
     counters: Counters = field(default_factory=Counters)
     _writer: AsyncBulkWriter | None = None
     _mergers: dict[str, AsyncMerger] = field(default_factory=dict)
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def ready(self) -> bool:
         """Ready once every index exists behind its alias."""
         return self._writer is not None
 
     async def start(self) -> AsyncBulkWriter:
+        """Make every index (behind its alias) and the writers, once for all the agents."""
+        async with self._starting:
+            return await self._start()
+
+    async def _start(self) -> AsyncBulkWriter:
         if self._writer is None:
             es = async_client(self.es_settings)
             for index in self.indexes.values():
@@ -88,7 +95,7 @@ class SearchIndexing:
         return self._writer
 
     async def index_batch(self, consumers: Sequence[Consumer], records: list[Record]) -> None:
-        writer = await self.start()
+        writer = self._writer or await self.start()
         decoded = decode_records(records)
         planned = plan(consumers, decoded.changes)
         result = await writer.write(planned.actions)

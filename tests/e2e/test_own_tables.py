@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -22,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import yaml
 
 from headwater.settings import PROJECT_ROOT, Settings
+from tests.workers import StreamWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -133,7 +132,6 @@ class Own:
         self.pipelines = tmp / "pipelines"
         (self.pipelines / "indexes").mkdir(parents=True)
         self.specs.mkdir()
-        self.log = tmp / "worker.log"
         self.env = {
             **os.environ,
             "HW_CONNECT_SPECS_DIR": str(self.specs),
@@ -145,7 +143,7 @@ class Own:
             # The shop's dashboards in the same worker need not replay the shop's history.
             "HW_STREAMS_AUTO_OFFSET_RESET": "earliest",
         }
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.worker = StreamWorker(self.env, self.port, tmp / "worker.log")
 
     def dsn(self) -> str:
         return self.settings.postgres.dsn(self.database)
@@ -163,35 +161,6 @@ class Own:
             env=self.env,
             cwd=PROJECT_ROOT,
         )
-
-    def start_worker(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.worker", "0"],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"worker exited; see {self.log}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready in 90 s; see {self.log}")
-
-    def stop_worker(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     def verified(self, wait: float = 60) -> dict[str, Any]:
         result = self.headwater("verify", "search", "--wait", str(wait), "--json")
@@ -222,7 +191,7 @@ def own(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
     try:
         yield own
     finally:
-        own.stop_worker()
+        own.worker.stop()
         own.headwater("connectors", "delete", own.connector)
         from indexers.catalog import client
 
@@ -292,7 +261,7 @@ def test_a_new_database_becomes_searchable_by_declaration(own: Own) -> None:
                 "VALUES ('north', %s, %s, now())",
                 (item, qty),
             )
-    own.start_worker()
+    own.worker.start()
     report = own.verified()
     assert report["source_count"] == 4 and report["ok"]
 

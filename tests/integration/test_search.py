@@ -13,27 +13,25 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from confluent_kafka import Producer
 
 from connectors.sources import resolve
-from headwater.settings import PROJECT_ROOT, Settings
+from headwater.settings import Settings
 from indexers.catalog import client, current_index
 from indexers.declared import DeclaredIndex, declared_indexes
 from indexers.reindex import reindex as run_reindex
 from indexers.search import search as run_search
 from indexers.verify import Report
 from indexers.verify import verify as run_verify
+from tests.workers import StreamWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -59,55 +57,20 @@ def search(settings: Settings, es: Any, prefix: str, name: str, q: str) -> dict[
     return run_search(es, index.alias, index.shaper.declaration, q)
 
 
-class Worker:
+class Worker(StreamWorker):
     def __init__(self, tmp: Path) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.prefix = f"t-{suffix}-"
-        self.port = 6200 + int(suffix[:4], 16) % 500
-        self.env = {
+        port = 6200 + int(suffix[:4], 16) % 500
+        env = {
             **os.environ,
             "HW_STREAMS_APP_ID": f"hw-test-search-{suffix}",
             "HW_INDEXES_PREFIX": self.prefix,
-            "HW_STREAMS_WEB_PORT": str(self.port),
+            "HW_STREAMS_WEB_PORT": str(port),
             "HW_STREAMS_DATA_DIR": str(tmp / "streams"),
             "HW_STREAMS_AUTO_OFFSET_RESET": "latest",
         }
-        self.log = tmp / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.worker", "0"],
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"worker exited; see {self.log}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"worker not ready in 90 s; see {self.log}")
-
-    def stats(self) -> dict[str, int]:
-        response = httpx.get(f"http://127.0.0.1:{self.port}/search/stats/", timeout=2)
-        stats: dict[str, int] = response.json()
-        return stats
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(env, port, tmp / "worker.log")
 
 
 @pytest.fixture(scope="module")
