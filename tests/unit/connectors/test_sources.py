@@ -154,6 +154,8 @@ def test_the_shop_declarations_bind_to_the_shop_connector(postgres: PostgresSett
     assert {s.table: b.topic for s, b in bindings.items()} == {
         "public.products": "shop.public.products",
         "public.reviews": "shop.public.reviews",
+        "public.customers": "shop.public.customers",
+        "public.orders": "shop.public.orders",
     }
     assert all(b.dsn.startswith("host=127.0.0.1 port=5432 dbname=shop ") for b in bindings.values())
 

@@ -123,14 +123,19 @@ def test_reviews_maps_field_text_to_column_body(shop: Pipelines) -> None:
 
 
 def test_sources_include_summary_sources(shop: Pipelines) -> None:
-    assert {s.table for s in shop.sources()} == {"public.products", "public.reviews"}
+    assert {s.table for s in shop.sources()} == {
+        "public.products",
+        "public.reviews",
+        "public.customers",
+        "public.orders",
+    }
 
 
 def test_unknown_names_list_the_known_ones(shop: Pipelines) -> None:
     with pytest.raises(KeyError, match="known: products, reviews"):
         shop.index("orders")
-    with pytest.raises(KeyError, match="none declared"):
-        shop.mirror("orders")
+    with pytest.raises(KeyError, match="known: customers, orders, products, reviews"):
+        shop.mirror("interactions")
 
 
 # --- problems, all reported at once ------------------------------------------------------------
