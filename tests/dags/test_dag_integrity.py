@@ -1,4 +1,5 @@
-"""Every DAG imports, has a schedule, retries with backoff, tags and no cycles.
+"""Every DAG imports, has a schedule, retries with backoff, tags and no cycles; every declared
+mirror has its DAG.
 
 Airflow lives in .venv-airflow (it disagrees with faust-streaming on croniter), so the DagBag is
 built by that venv's python in a subprocess that reports back as JSON. In CI a missing venv
@@ -44,14 +45,14 @@ for dag_id, dag in bag.dags.items():
         "catchup": dag.catchup,
         "cyclic": cyclic(dag),
         "tasks": {t.task_id: {"retries": t.retries,
-                              "backoff": bool(t.retry_exponential_backoff)} for t in dag.tasks},
+                              "backoff": bool(t.retry_exponential_backoff),
+                              "command": getattr(t, "bash_command", None)} for t in dag.tasks},
     }
 print("DAGBAG " + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def dagbag() -> dict:
+def build_dagbag(**env: str) -> dict:
     if not AIRFLOW_PYTHON.exists():
         message = f"{AIRFLOW_PYTHON} missing: run batch/airflow/setup.sh"
         if IN_CI:
@@ -62,6 +63,7 @@ def dagbag() -> dict:
         "AIRFLOW_HOME": str(ROOT / ".headwater" / "airflow-test"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        **env,
     }
     done = subprocess.run(
         [str(AIRFLOW_PYTHON), "-c", PROBE, str(ROOT / "dags")],
@@ -74,6 +76,12 @@ def dagbag() -> dict:
     line = next((x for x in done.stdout.splitlines() if x.startswith("DAGBAG ")), None)
     assert done.returncode == 0 and line, f"DagBag failed:\n{done.stdout}\n{done.stderr}"
     return json.loads(line.removeprefix("DAGBAG "))
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> dict:
+    # The shop's declarations, wherever the environment points the pipelines directory.
+    return build_dagbag(HW_PIPELINES_DIR=str(ROOT / "pipelines"))
 
 
 def test_dags_import_without_errors(dagbag: dict) -> None:
@@ -100,3 +108,30 @@ def test_schedules(dagbag: dict) -> None:
 
 def test_no_cycles(dagbag: dict) -> None:
     assert not any(d["cyclic"] for d in dagbag["dags"].values())
+
+
+def test_every_declared_mirror_has_a_dag_running_its_job(dagbag: dict) -> None:
+    declared = sorted(p.stem for p in (ROOT / "pipelines" / "mirrors").glob("*.yaml"))
+    assert declared, "the shop declares mirrors"
+    mirrors = sorted(d.removeprefix("mirror_") for d in dagbag["dags"] if d.startswith("mirror_"))
+    assert mirrors == declared
+    for name in declared:
+        dag = dagbag["dags"][f"mirror_{name}"]
+        assert dag["has_timetable"] and "mirror" in dag["tags"]
+        assert dag["tasks"]["mirror"]["command"].endswith(f"-m batch.jobs.mirror {name}")
+
+
+def test_a_new_declaration_file_is_a_new_dag(tmp_path: Path) -> None:
+    (tmp_path / "mirrors").mkdir()
+    (tmp_path / "mirrors" / "things.yaml").write_text(
+        "name: things\n"
+        "source: {connector: shop-source, table: public.things}\n"
+        "id: id\n"
+        "columns: {id: bigint}\n"
+        'schedule: "*/5 * * * *"\n',
+        encoding="utf-8",
+    )
+    bag = build_dagbag(HW_PIPELINES_DIR=str(tmp_path))
+    assert bag["errors"] == {}
+    assert [d for d in bag["dags"] if d.startswith("mirror_")] == ["mirror_things"]
+    assert bag["dags"]["mirror_things"]["schedule"] == "*/5 * * * *"
