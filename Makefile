@@ -11,7 +11,7 @@ test: setup
 	bash scripts/test.sh
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy headwater connectors
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy headwater connectors indexers streams batch api && .venv/bin/lint-imports
 
 down:
 	.venv/bin/headwater stack down

@@ -39,11 +39,11 @@ def _register() -> None:
     # Imported here so that `headwater --help` stays fast and each group owns its module.
     from batch.cli import app as batch_app
     from connectors.cli import app as connectors_app
-    from headwater.bench import app as bench_app
-    from headwater.db import app as db_app
-    from headwater.run import run, stop
+    from headwater.cli.bench import app as bench_app
+    from headwater.cli.db import app as db_app
+    from headwater.cli.run import run, stop
     from headwater.stack.cli import app as stack_app
-    from headwater.workload import generate
+    from headwater.cli.workload import generate
     from indexers.cli import indexers_app, pipelines_app, search, verify_app
     from streams.cli import worker
     from streams.dashboards.cli import app as dashboards_app

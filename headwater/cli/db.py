@@ -10,7 +10,7 @@ import typer
 from headwater.console import console, fail
 from headwater.settings import PostgresSettings
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 app = typer.Typer(help="The source database's schema.")
 

@@ -1,7 +1,7 @@
 import random
 from collections import Counter
 
-from headwater.workload import ShopState, plan_operation
+from headwater.cli.workload import ShopState, plan_operation
 
 
 def test_empty_shop_gets_customers_then_products_first() -> None:
