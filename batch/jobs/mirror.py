@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from psycopg import sql
 
 from batch import io
 from batch import mirror_transforms as mt
-from batch.jobs.warehouse import LoadResult, QualityFailed, Window, record_failure
+from batch.jobs.warehouse import LoadResult, Phases, QualityFailed, Window, record_failure
 from batch.quality import runner, suites
 from batch.settings import BatchSettings
 from headwater.pipelines import declarations
@@ -254,6 +254,11 @@ class Extracted:
     start: dict[int, int]
     end: dict[int, int]
 
+    @property
+    def read(self) -> int:
+        """How many records the run reads from the topic."""
+        return sum(e - self.start.get(p, 0) for p, e in self.end.items())
+
 
 def extract(
     spark: SparkSession,
@@ -282,6 +287,8 @@ def extract(
 
 @dataclass
 class Transformed:
+    # Cached: the upserts and the deletes both come from it.
+    latest: DataFrame
     unreadable: DataFrame
     upserts: DataFrame
     deletes: DataFrame
@@ -295,8 +302,9 @@ def transform(changes: DataFrame, shape: mt.MirrorShape, lsn: int, history: bool
         .transform(mt.transform_until, lsn)
         .transform(mt.transform_fill_unchanged, shape)
     )
-    latest = window.transform(mt.transform_latest, shape)
+    latest = window.transform(mt.transform_latest, shape).cache()
     return Transformed(
+        latest=latest,
         unreadable=changes.transform(mt.transform_unreadable),
         upserts=latest.transform(mt.transform_upserts, shape),
         deletes=latest.transform(mt.transform_deletes, shape),
@@ -317,13 +325,16 @@ class Materialized:
 
 def materialize(tf: Transformed) -> Materialized:
     """Run the Spark plans once, into Arrow tables the load copies and the suites validate."""
-    return Materialized(
-        [(r["_partition"], r["_offset"]) for r in tf.unreadable.collect()],
-        io.to_arrow(tf.upserts),
-        io.to_arrow(tf.deletes),
-        io.to_arrow(tf.rejects),
-        io.to_arrow(tf.history) if tf.history is not None else None,
-    )
+    try:
+        return Materialized(
+            [(r["_partition"], r["_offset"]) for r in tf.unreadable.collect()],
+            io.to_arrow(tf.upserts),
+            io.to_arrow(tf.deletes),
+            io.to_arrow(tf.rejects),
+            io.to_arrow(tf.history) if tf.history is not None else None,
+        )
+    finally:
+        tf.latest.unpersist()
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -640,6 +651,7 @@ def run(
     io.ensure_database(settings)
     ex: Extracted | None = None
     try:
+        phases = Phases()
         source = locate(settings, pipelines, declaration)
         session = spark or build_session(settings, batch, f"headwater-{job}")
         with io.connect(settings) as conn:
@@ -647,15 +659,18 @@ def run(
             if ensure_tables(conn, job, shape, target, declaration.history):
                 replay = True
                 kind = "rebuild"
+            phases.done("start (Spark session, tables)")
             ex = extract(session, settings, batch, conn, job, declaration, source, shape, replay)
+            phases.done("count the source, wait for its changes")
             tf = transform(ex.changes, shape, ex.count.lsn, declaration.history)
             mat = materialize(tf)
+            offsets = {source.topic: mt.next_offsets(ex.changes, ex.end, ex.count.lsn)}
+            phases.done(f"read and transform {ex.read} changes (Spark)")
             for partition, offset in mat.unreadable[:20]:
                 log.warning(
                     "%s[%d]@%d: not a change event, skipped", source.topic, partition, offset
                 )
-            offsets = {source.topic: mt.next_offsets(ex.changes, ex.end, ex.count.lsn)}
-            return load(
+            result = load(
                 conn,
                 batch,
                 job,
@@ -668,6 +683,11 @@ def run(
                 kind,
                 started_at,
             )
+            phases.done("load (stage, merge, validate, commit)")
+            log.info(
+                "%s took %s", job, ", ".join(f"{k} {v:.1f}s" for k, v in phases.seconds.items())
+            )
+            return replace(result, phases=phases.seconds)
     except BaseException as exc:
         record_failure(settings, job, kind, Window(), started_at, exc)
         raise

@@ -310,7 +310,7 @@ class LoadResult:
     phases: dict[str, float] = field(default_factory=dict)
 
 
-class _Phases:
+class Phases:
     """Wall-clock seconds of consecutive named steps."""
 
     def __init__(self) -> None:
@@ -333,7 +333,7 @@ def load(
 ) -> LoadResult:
     """Stage, validate, merge and store the offsets in one transaction: all or nothing."""
     began = time.perf_counter()
-    phases = _Phases()
+    phases = Phases()
     tolerance = batch.row_count_tolerance
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('headwater.batch.warehouse'))")
