@@ -157,6 +157,8 @@ def schedule(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__API__PORT": str(port or batch.airflow_port),
         "PYTHONPATH": str(PROJECT_ROOT),
+        # The mirrors' DAGs are generated from the declarations the settings point at.
+        "HW_PIPELINES_DIR": str(settings.pipelines.dir),
     }
     console.print(f"airflow standalone, home {home}, DAGs from {PROJECT_ROOT / 'dags'}")
     raise typer.Exit(subprocess.call([str(airflow), "standalone"], env=env))
