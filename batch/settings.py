@@ -30,8 +30,8 @@ class BatchSettings(_Component):
     # A fact load whose row count is outside [expected * (1 - tol), expected * (1 + tol)]
     # against the source events is implausible.
     row_count_tolerance: float = 0.0
-    # A mirror counts its source table, then waits until the connector has read the WAL up to
-    # that count (at most `capture_timeout_s`) and Kafka Connect has flushed it (`settle`).
+    # A mirror counts its source table, then waits until the connector has been sent the WAL up
+    # to that count (at most `capture_timeout_s`) and has written it to Kafka (`settle`).
     capture_timeout_s: float = 60.0
     capture_settle_s: float = 1.5
     airflow_venv: Path = PROJECT_ROOT / ".venv-airflow"
