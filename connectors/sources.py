@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from connectors.spec import ConnectorSpec, load_specs
 from headwater.pipelines.declarations import Binding, DeclarationError, Pipelines, Source, load
@@ -120,3 +121,25 @@ def resolve(settings: Settings) -> tuple[Pipelines, dict[Source, Binding]]:
     pipelines = load(settings.pipelines.dir)
     specs = load_specs(settings.connect.specs_dir, settings.interpolation_env())
     return pipelines, bind(pipelines, specs, settings.postgres)
+
+
+_COLUMNS = """
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+
+def table_columns(conn: Any, source: Source) -> dict[str, str] | None:
+    """Column name -> `format_type` of a source table; None if there is no such table."""
+    found = conn.execute(_COLUMNS, (source.schema_name, source.table_name)).fetchall()
+    if not found:
+        return None
+    return {_field(row, "name", 0): _field(row, "type", 1) for row in found}
+
+
+def _field(row: Any, name: str, at: int) -> str:
+    return str(row[name] if isinstance(row, dict) else row[at])

@@ -1,10 +1,8 @@
-"""Commands of the declared indexes: `search`, `verify search`, `indexers ...` and
-`pipelines validate | plan | apply`."""
+"""Commands of the declared indexes: `search`, `verify search`, `indexers ...`."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import typer
 
@@ -172,12 +170,12 @@ def ensure(ctx: typer.Context) -> None:
         console.print(f"{index.alias} -> {ensure_index(es, index.spec)}")
 
 
-def _reindex(settings: Settings, target: DeclaredIndex, drop_old: bool) -> None:
+def run_reindex(settings: Settings, target: DeclaredIndex, drop_old: bool) -> None:
     from indexers.catalog import client
-    from indexers.reindex import reindex as run_reindex
+    from indexers.reindex import reindex
 
     es = client(settings.elasticsearch, timeout_s=300)
-    result = run_reindex(
+    result = reindex(
         settings.elasticsearch,
         target.dsn,
         es,
@@ -200,105 +198,4 @@ def reindex(
 ) -> None:
     """Build the next version of NAME from the source and swap its alias atomically."""
     settings = _settings(ctx)
-    _reindex(settings, _one(settings, name), drop_old)
-
-
-pipelines_app = typer.Typer(
-    help="Declared pipelines (pipelines/indexes, pipelines/mirrors): check, plan, apply.",
-    no_args_is_help=True,
-)
-
-
-@pipelines_app.command("validate")
-def validate(ctx: typer.Context) -> None:
-    """Check every declaration and its source (connector, table, columns, types)."""
-    settings = _settings(ctx)
-    indexes = declared(settings)
-    problems, notes = _source_checks(indexes)
-    for note in notes:
-        console.print(f"[dim]note:[/] {note}")
-    if problems:
-        fail("the pipeline declarations do not match their sources:\n" + "\n".join(problems))
-    console.print(f"[green]ok[/]: {len(indexes)} index declarations in {settings.pipelines.dir}")
-
-
-def _source_checks(indexes: dict[str, DeclaredIndex]) -> tuple[list[str], list[str]]:
-    from psycopg import OperationalError
-
-    from indexers import source
-    from indexers.plan import source_problems, table_columns
-
-    problems: list[str] = []
-    notes: list[str] = []
-    for index in indexes.values():
-        declaration = index.shaper.declaration
-        try:
-            with source.connect(index.dsn) as conn:
-                columns = table_columns(conn, declaration.source)
-                children = {s.name: table_columns(conn, s.source) for s in declaration.summaries}
-        except OperationalError as exc:
-            problems.append(
-                f"{declaration.path}: source: cannot read {index.binding.database}: "
-                f"{str(exc).splitlines()[0]}"
-            )
-            continue
-        found, noted = source_problems(declaration, columns, children)
-        problems += found
-        notes += noted
-    return problems, notes
-
-
-def _plans(settings: Settings, indexes: dict[str, DeclaredIndex]) -> list[Any]:
-    from indexers.catalog import client
-    from indexers.plan import plan_index
-
-    es = client(settings.elasticsearch)
-    return [plan_index(es, index.spec) for index in indexes.values()]
-
-
-def _print_plans(plans: list[Any], as_json: bool) -> None:
-    if as_json:
-        print_json([p.__dict__ for p in plans])
-        return
-    print_table(
-        "what apply will do",
-        ["index", "alias", "action", "why"],
-        [[p.index, p.alias, p.action, "; ".join(p.reasons)] for p in plans],
-    )
-
-
-@pipelines_app.command("plan")
-def plan(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Say what `apply` would change: new indexes, settings, reindexes; change nothing."""
-    settings = _settings(ctx)
-    indexes = declared(settings)
-    problems, notes = _source_checks(indexes)
-    if problems:
-        fail("the pipeline declarations do not match their sources:\n" + "\n".join(problems))
-    _print_plans(_plans(settings, indexes), as_json)
-    for note in notes:
-        console.print(f"[dim]note:[/] {note}")
-
-
-@pipelines_app.command("apply")
-def apply(ctx: typer.Context) -> None:
-    """Validate and plan everything, then create indexes, update settings and reindex."""
-    from indexers.catalog import client, ensure_index
-
-    settings = _settings(ctx)
-    indexes = declared(settings)
-    problems, _ = _source_checks(indexes)
-    if problems:
-        fail(
-            "the pipeline declarations do not match their sources (nothing changed):\n"
-            + "\n".join(problems)
-        )
-    plans = _plans(settings, indexes)
-    _print_plans(plans, False)
-    es = client(settings.elasticsearch)
-    for p in plans:
-        target = indexes[p.index]
-        if p.action in ("create", "update settings"):
-            console.print(f"{target.alias} -> {ensure_index(es, target.spec)}")
-        elif p.action == "reindex":
-            _reindex(settings, target, drop_old=False)
+    run_reindex(settings, _one(settings, name), drop_old)

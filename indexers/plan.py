@@ -1,6 +1,7 @@
 """What applying the index declarations will do, decided before anything changes.
 
-`source_problems` checks a declaration against its table's catalog (every declared column
+`source_problems` checks a declaration against its table's columns
+(`connectors.sources.table_columns`) (every declared column
 exists with the declared type); `plan_index` compares the generated template with the live
 index: create it, update its dynamic settings in place, build a new version (`reindex`) because
 its mappings or analysis changed, or nothing.
@@ -13,20 +14,11 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
-from headwater.pipelines.declarations import IndexDeclaration, Source
-from headwater.pipelines.types import TypeError_, catalog_type, column_type
+from headwater.pipelines.declarations import IndexDeclaration
+from headwater.pipelines.types import type_mismatch
 from indexers.catalog import IndexSpec, current_index
 
 Action = Literal["create", "update settings", "reindex", "nothing"]
-
-_COLUMNS = """
-SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
-"""
 
 
 @dataclass
@@ -38,21 +30,9 @@ class IndexPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def table_columns(conn: Any, source: Source) -> dict[str, str] | None:
-    """Column name -> `format_type` of a source table; None if there is no such table."""
-    found = conn.execute(_COLUMNS, (source.schema_name, source.table_name)).fetchall()
-    if not found:
-        return None
-    return {row["name"]: row["type"] for row in found}
-
-
 def _type_problem(where: str, column: str, declared: str, actual: str) -> str | None:
-    try:
-        if catalog_type(actual).name == column_type(declared).name:
-            return None
-    except TypeError_ as exc:
-        return f"{where}: column {column} has type {actual}, which pipelines cannot read: {exc}"
-    return f"{where}: column {column} is {actual} in the table, declared {declared}"
+    why = type_mismatch(declared, actual)
+    return None if why is None else f"{where}: column {column} {why}"
 
 
 def source_problems(

@@ -184,6 +184,37 @@ def _existing_columns(conn: psycopg.Connection[Any], table: sql.Identifier) -> d
     return {r[0]: r[1] for r in rows}
 
 
+def plan_tables(
+    conn: psycopg.Connection[Any], shape: mt.MirrorShape, target: Target, history: bool
+) -> tuple[str, list[str], list[str]]:
+    """What `ensure_tables` would do, changing nothing: (action, reasons, problems).
+
+    The action is "create" (no table yet), "add columns" (the next run replays the topic to
+    fill them) or "nothing"; a stored column whose type differs from the declaration is a
+    problem `ensure_tables` refuses.
+    """
+    tables = [target.current, *([target.history] if history else [])]
+    reasons: list[str] = []
+    problems: list[str] = []
+    action = "nothing"
+    for table in tables:
+        name = table.as_string(conn).replace('"', "")
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        if not exists or not exists[0]:
+            action = "create"
+            reasons.append(f"{name} is new")
+            continue
+        added, differ = column_changes(shape, _existing_columns(conn, table))
+        problems += [f"{name}: {d}" for d in differ]
+        if added:
+            action = "add columns" if action == "nothing" else action
+            reasons.append(
+                f"{name}: new column(s) {', '.join(n for n, _ in added)}, "
+                "filled by replaying the topic on the next run"
+            )
+    return action, reasons or [f"{target.label} is up to date"], problems
+
+
 def ensure_tables(
     conn: psycopg.Connection[Any], job: str, shape: mt.MirrorShape, target: Target, history: bool
 ) -> bool:

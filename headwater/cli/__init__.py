@@ -41,10 +41,11 @@ def _register() -> None:
     from connectors.cli import app as connectors_app
     from headwater.cli.bench import app as bench_app
     from headwater.cli.db import app as db_app
+    from headwater.cli.pipelines import app as pipelines_app
     from headwater.cli.run import run, stop
     from headwater.cli.workload import generate
     from headwater.stack.cli import app as stack_app
-    from indexers.cli import indexers_app, pipelines_app, search, verify_app
+    from indexers.cli import indexers_app, search, verify_app
     from streams.cli import worker
     from streams.dashboards.cli import app as dashboards_app
 

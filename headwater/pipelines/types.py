@@ -586,3 +586,14 @@ def catalog_type(formatted: str) -> ColumnType:
     text = re.sub(r"^time(\(\d+\))? without time zone$", "time", text)
     text = re.sub(r"^(character varying|character|varchar|char)(\(\d+\))?$", "text", text)
     return column_type(text + ("[]" if array else ""))
+
+
+def type_mismatch(declared: str, formatted: str) -> str | None:
+    """Why a table column PostgreSQL's `format_type()` calls `formatted` cannot be read as the
+    `declared` type, or None when it can."""
+    try:
+        if catalog_type(formatted).name == column_type(declared).name:
+            return None
+    except TypeError_ as exc:
+        return f"has type {formatted}, which pipelines cannot read: {exc}"
+    return f"is {formatted} in the table, declared {declared}"

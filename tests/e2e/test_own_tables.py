@@ -2,10 +2,11 @@
 
 A new database with a composite key, decimals, timestamps with and without zone, dates, JSONB,
 arrays, UUIDs, nullable and TOASTed text, and a child table summarised into its parent: a
-connector file, an index declaration, and the commands a user runs (`connectors apply`,
-`pipelines validate | plan | apply`, `worker`, `verify search`, `search`). After inserts,
-updates and deletes the index equals the source; plural, typo and prefix queries find what they
-should; a changed declaration is planned as a reindex and applied.
+connector file, an index declaration, a mirror declaration, and the commands a user runs
+(`connectors apply`, `pipelines validate | plan | apply`, `worker`, `verify search`, `search`,
+`batch run`). After inserts, updates and deletes the index and the mirror equal the source;
+plural, typo and prefix queries find what they should; a changed declaration is planned as a
+reindex and applied.
 """
 
 from __future__ import annotations
@@ -102,6 +103,32 @@ INDEX = {
 }
 
 
+MIRROR = {
+    "name": "stock_items",
+    "source": {"connector": "CONNECTOR", "table": "public.stock_items"},
+    "id": ["warehouse", "item_no"],
+    "target_table": "TARGET",
+    "history": True,
+    "columns": {
+        "warehouse": "text",
+        "item_no": "integer",
+        "title": "text",
+        "notes": "text",
+        "price": "numeric(12,3)",
+        "weight": "real",
+        "received_at": "timestamp",
+        "updated_at": "timestamptz",
+        "best_before": "date",
+        "attrs": "jsonb",
+        "tags": "text[]",
+        "sizes": "integer[]",
+        "ref": "uuid",
+        "active": "boolean",
+    },
+}
+COLUMNS = list(MIRROR["columns"])  # type: ignore[call-overload]
+
+
 def _connector(name: str, database: str, prefix: str) -> dict[str, Any]:
     shipped = yaml.safe_load((PROJECT_ROOT / "connectors/specs/shop-source.yaml").read_text())
     config = dict(shipped["config"])
@@ -131,6 +158,8 @@ class Own:
         self.specs = tmp / "connectors"
         self.pipelines = tmp / "pipelines"
         (self.pipelines / "indexes").mkdir(parents=True)
+        (self.pipelines / "mirrors").mkdir()
+        self.schema = f"own_{suffix}"
         self.specs.mkdir()
         self.env = {
             **os.environ,
@@ -151,6 +180,11 @@ class Own:
     def declare(self, index: dict[str, Any]) -> None:
         text = json.dumps(index).replace("CONNECTOR", self.connector)
         (self.pipelines / "indexes" / "stock_items.yaml").write_text(text)
+
+    def declare_mirror(self) -> None:
+        text = json.dumps(MIRROR).replace("CONNECTOR", self.connector)
+        text = text.replace("TARGET", f"{self.schema}.stock_items")
+        (self.pipelines / "mirrors" / "stock_items.yaml").write_text(text)
 
     def headwater(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -188,6 +222,7 @@ def own(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
     spec = _connector(own.connector, own.database, own.prefix)
     (own.specs / f"{own.connector}.yaml").write_text(yaml.safe_dump(spec))
     own.declare(INDEX)
+    own.declare_mirror()
     try:
         yield own
     finally:
@@ -212,6 +247,10 @@ def own(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
                     break
                 time.sleep(1)
             admin.execute(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)')
+        with psycopg.connect(
+            stack.postgres.dsn(stack.postgres.analytics_db), autocommit=True
+        ) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{own.schema}" CASCADE')
 
 
 def _item(warehouse: str, item_no: int, title: str, **extra: Any) -> dict[str, Any]:
@@ -233,6 +272,13 @@ def _item(warehouse: str, item_no: int, title: str, **extra: Any) -> dict[str, A
     }
 
 
+def _rows(dsn: str, table: str) -> list[tuple[Any, ...]]:
+    columns = ", ".join(COLUMNS)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(f"SELECT {columns} FROM {table} ORDER BY warehouse, item_no")
+        return [tuple(json.dumps(v, sort_keys=True, default=str) for v in row) for row in rows]
+
+
 def _insert(conn: psycopg.Connection[Any], row: dict[str, Any]) -> None:
     columns = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))
@@ -246,7 +292,10 @@ def test_a_new_database_becomes_searchable_by_declaration(own: Own) -> None:
     assert validated.returncode == 0, validated.stdout + validated.stderr
     plan = own.headwater("pipelines", "plan", "--json")
     assert plan.returncode == 0, plan.stderr
-    assert [p["action"] for p in json.loads(plan.stdout)] == ["create"]
+    assert [(p["kind"], p["action"]) for p in json.loads(plan.stdout)] == [
+        ("index", "create"),
+        ("mirror", "create"),
+    ]
     assert own.headwater("pipelines", "apply").returncode == 0
 
     big = secrets.token_hex(6000)  # stored out of line (TOASTed)
@@ -291,6 +340,19 @@ def test_a_new_database_becomes_searchable_by_declaration(own: Own) -> None:
     facets = {b["value"]: b["count"] for b in own.search("")["facets"]["tags"]}
     assert facets == {"kitchen": 3, "metal": 3}
 
+    # The same table mirrored into the warehouse, with its history.
+    loaded = own.headwater("batch", "run", "stock_items")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert _rows(own.dsn(), "public.stock_items") == _rows(
+        own.settings.postgres.dsn(own.settings.postgres.analytics_db), f"{own.schema}.stock_items"
+    )
+    with psycopg.connect(own.settings.postgres.dsn(own.settings.postgres.analytics_db)) as db:
+        versions = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_current) "
+            f"FROM {own.schema}.stock_items_history WHERE warehouse = 'north' AND item_no = 1"
+        ).fetchone()
+    assert versions == (2, 1)  # inserted, then its price changed
+
 
 def test_a_changed_declaration_is_planned_as_a_reindex_and_applied(own: Own) -> None:
     changed = json.loads(json.dumps(INDEX))
@@ -298,13 +360,14 @@ def test_a_changed_declaration_is_planned_as_a_reindex_and_applied(own: Own) -> 
     own.declare(changed)
     plan = own.headwater("pipelines", "plan", "--json")
     assert plan.returncode == 0, plan.stderr
-    (step,) = json.loads(plan.stdout)
+    step, mirror = json.loads(plan.stdout)
     assert step["action"] == "reindex" and "title" in step["reasons"][0]
+    assert mirror["action"] == "nothing"
     applied = own.headwater("pipelines", "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "-v2" in applied.stdout
     again = own.headwater("pipelines", "plan", "--json")
-    assert [p["action"] for p in json.loads(again.stdout)] == ["nothing"]
+    assert [p["action"] for p in json.loads(again.stdout)] == ["nothing", "nothing"]
     assert own.verified(wait=30)["ok"]
     titles = {b["value"] for b in own.search("")["facets"]["title"]}
     assert "Copper kettle" in titles
