@@ -96,7 +96,13 @@ def ensure_index(es: Elasticsearch, index: IndexSpec) -> str:
     return current
 
 
+class MappingOutdated(RuntimeError):
+    """The live index was built from another declaration: writing to it would be refused."""
+
+
 async def ensure_index_async(es: AsyncElasticsearch, index: IndexSpec) -> None:
+    """`ensure_index` for the workers; refuses an index whose mapping is not the declared one
+    (`MappingOutdated`) rather than have every write to it rejected."""
     await es.indices.put_index_template(name=index.template_name, **index.template())
     if not await es.indices.exists_alias(name=index.alias):
         try:
@@ -107,6 +113,16 @@ async def ensure_index_async(es: AsyncElasticsearch, index: IndexSpec) -> None:
             if not _already_exists(exc):
                 raise
     await es.indices.put_settings(index=index.alias, settings=index.dynamic_settings())
+    live = (await es.indices.get_mapping(index=index.alias)).body
+    for name, body in live.items():
+        changes = mapping.mapping_changes(
+            index.template()["template"]["mappings"], body["mappings"]
+        )
+        if changes:
+            raise MappingOutdated(
+                f"{index.alias} ({name}) does not have the declared mapping ({'; '.join(changes)}):"
+                " run `headwater pipelines apply` to build a new version of it"
+            )
 
 
 def current_index(es: Elasticsearch, index: IndexSpec) -> str | None:

@@ -101,3 +101,41 @@ def template(declaration: IndexDeclaration, alias: str) -> dict[str, Any]:
 def filter_path(declared: IndexField, name: str) -> str:
     """The indexed path that exact filters, facets and sorts use for field `name`."""
     return f"{name}.{RAW}" if declared.search else name
+
+
+def same(desired: Any, actual: Any) -> bool:
+    """Whether a live mapping or setting says what the declaration asks (Elasticsearch returns
+    numbers as strings in settings and floats in mappings)."""
+    if isinstance(desired, dict):
+        return (
+            isinstance(actual, dict)
+            and desired.keys() == actual.keys()
+            and all(same(v, actual[k]) for k, v in desired.items())
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(desired) == len(actual)
+            and all(same(d, a) for d, a in zip(desired, actual, strict=True))
+        )
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return str(desired).lower() == str(actual).lower()
+    if isinstance(desired, int | float) and isinstance(actual, int | float | str):
+        try:
+            return float(desired) == float(actual)
+        except ValueError:
+            return False
+    return str(desired) == str(actual)
+
+
+def mapping_changes(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Which fields a live mapping lacks, has in excess, or maps differently."""
+    want, have = desired.get("properties", {}), actual.get("properties", {})
+    out = [f"new field {n}" for n in want if n not in have]
+    out += [f"field {n} removed" for n in have if n not in want]
+    out += [
+        f"field {n} mapped differently" for n in want if n in have and not same(want[n], have[n])
+    ]
+    if str(actual.get("dynamic", "true")) != str(desired.get("dynamic")):
+        out.append("dynamic mapping changed")
+    return out

@@ -17,6 +17,7 @@ from elasticsearch import Elasticsearch
 from headwater.pipelines.declarations import IndexDeclaration
 from headwater.pipelines.types import type_mismatch
 from indexers.catalog import IndexSpec, current_index
+from indexers.mapping import mapping_changes, same
 
 Action = Literal["create", "update settings", "reindex", "nothing"]
 
@@ -77,44 +78,6 @@ def source_problems(
     return problems, notes
 
 
-def _same(desired: Any, actual: Any) -> bool:
-    """Whether a live mapping or setting says what the declaration asks (Elasticsearch returns
-    numbers as strings in settings and floats in mappings)."""
-    if isinstance(desired, dict):
-        return (
-            isinstance(actual, dict)
-            and desired.keys() == actual.keys()
-            and all(_same(v, actual[k]) for k, v in desired.items())
-        )
-    if isinstance(desired, list):
-        return (
-            isinstance(actual, list)
-            and len(desired) == len(actual)
-            and all(_same(d, a) for d, a in zip(desired, actual, strict=True))
-        )
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return str(desired).lower() == str(actual).lower()
-    if isinstance(desired, int | float) and isinstance(actual, int | float | str):
-        try:
-            return float(desired) == float(actual)
-        except ValueError:
-            return False
-    return str(desired) == str(actual)
-
-
-def mapping_changes(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Which fields a live mapping lacks, has in excess, or maps differently."""
-    want, have = desired.get("properties", {}), actual.get("properties", {})
-    out = [f"new field {n}" for n in want if n not in have]
-    out += [f"field {n} removed" for n in have if n not in want]
-    out += [
-        f"field {n} mapped differently" for n in want if n in have and not _same(want[n], have[n])
-    ]
-    if str(actual.get("dynamic", "true")) != str(desired.get("dynamic")):
-        out.append("dynamic mapping changed")
-    return out
-
-
 def plan_index(es: Elasticsearch, index: IndexSpec) -> IndexPlan:
     template = index.template()["template"]
     current = current_index(es, index)
@@ -124,7 +87,7 @@ def plan_index(es: Elasticsearch, index: IndexSpec) -> IndexPlan:
     live_settings = es.indices.get_settings(index=current).body[current]["settings"]["index"]
     changes = mapping_changes(template["mappings"], live_mapping)
     desired_analysis = template["settings"].get("analysis")
-    if desired_analysis != live_settings.get("analysis") and not _same(
+    if desired_analysis != live_settings.get("analysis") and not same(
         desired_analysis or {}, live_settings.get("analysis") or {}
     ):
         changes.append("analysis changed")
@@ -138,7 +101,7 @@ def plan_index(es: Elasticsearch, index: IndexSpec) -> IndexPlan:
     stale = [
         k
         for k, v in index.dynamic_settings().items()
-        if not _same(v, live_settings.get(k.removeprefix("index."), None))
+        if not same(v, live_settings.get(k.removeprefix("index."), None))
     ]
     if stale:
         return IndexPlan(

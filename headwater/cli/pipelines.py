@@ -109,7 +109,7 @@ def check(settings: Settings) -> Checked:
     return checked
 
 
-def _refuse(checked: Checked, problems: list[str]) -> None:
+def _refuse(problems: list[str]) -> None:
     if problems:
         fail(
             "the pipeline declarations do not match their sources (nothing changed):\n"
@@ -144,6 +144,15 @@ def plan_all(settings: Settings, checked: Checked) -> tuple[list[Step], list[str
     return steps, problems
 
 
+def _planned(settings: Settings) -> tuple[Checked, list[Step]]:
+    """Checked and planned, or refused (naming every problem) before anything changes."""
+    checked = check(settings)
+    _refuse(checked.problems)
+    steps, problems = plan_all(settings, checked)
+    _refuse(problems)
+    return checked, steps
+
+
 def _print(steps: list[Step], as_json: bool) -> None:
     if as_json:
         print_json([asdict(s) for s in steps])
@@ -162,7 +171,7 @@ def validate(ctx: typer.Context) -> None:
     checked = check(settings)
     for note in checked.notes:
         console.print(f"[dim]note:[/] {note}")
-    _refuse(checked, checked.problems)
+    _refuse(checked.problems)
     console.print(
         f"[green]ok[/]: {len(checked.pipelines.indexes)} indexes and "
         f"{len(checked.pipelines.mirrors)} mirrors in {settings.pipelines.dir}"
@@ -174,10 +183,7 @@ def plan(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     """Say what `apply` would change: indexes, settings, reindexes, warehouse tables and
     columns; change nothing."""
     settings = settings_of(ctx)
-    checked = check(settings)
-    _refuse(checked, checked.problems)
-    steps, problems = plan_all(settings, checked)
-    _refuse(checked, problems)
+    checked, steps = _planned(settings)
     _print(steps, as_json)
     if not as_json:
         for note in checked.notes:
@@ -195,10 +201,7 @@ def apply(ctx: typer.Context) -> None:
     from indexers.cli import run_reindex
 
     settings = settings_of(ctx)
-    checked = check(settings)
-    _refuse(checked, checked.problems)
-    steps, problems = plan_all(settings, checked)
-    _refuse(checked, problems)
+    checked, steps = _planned(settings)
     _print(steps, False)
     es = client(settings.elasticsearch)
     for step in steps:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from headwater.pipelines.declarations import IndexDeclaration
-from indexers.plan import _same, mapping_changes, source_problems
+from indexers.plan import mapping_changes, same, source_problems
 
 PATH = Path("pipelines/indexes/things.yaml")
 # The table as `table_columns` reads it: column -> format_type().
@@ -172,15 +172,15 @@ def test_a_dynamic_change() -> None:
 
 def test_values_as_elasticsearch_returns_them_are_the_same() -> None:
     # Settings come back as strings, mapping numbers as floats, booleans as "true".
-    assert _same(
+    assert same(
         {"number_of_replicas": 0, "max_gram": 20}, {"number_of_replicas": "0", "max_gram": "20"}
     )
-    assert _same({"number_of_shards": 1}, {"number_of_shards": "1"})
-    assert _same({"ignore_above": 100}, {"ignore_above": 100.0})
-    assert _same({"index": False}, {"index": "false"})
-    assert _same({"enabled": True}, {"enabled": "true"})
-    assert _same(["lowercase", "asciifolding"], ["lowercase", "asciifolding"])
-    assert _same("100ms", "100ms")
+    assert same({"number_of_shards": 1}, {"number_of_shards": "1"})
+    assert same({"ignore_above": 100}, {"ignore_above": 100.0})
+    assert same({"index": False}, {"index": "false"})
+    assert same({"enabled": True}, {"enabled": "true"})
+    assert same(["lowercase", "asciifolding"], ["lowercase", "asciifolding"])
+    assert same("100ms", "100ms")
 
 
 @pytest.mark.parametrize(
@@ -200,4 +200,4 @@ def test_values_as_elasticsearch_returns_them_are_the_same() -> None:
     ],
 )
 def test_different_values_are_not_the_same(desired: Any, actual: Any) -> None:
-    assert not _same(desired, actual)
+    assert not same(desired, actual)
