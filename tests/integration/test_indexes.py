@@ -38,3 +38,49 @@ def test_a_worker_refuses_an_index_whose_mapping_is_not_the_declared_one(stack: 
         es = client(stack.elasticsearch)
         es.options(ignore_status=404).indices.delete(index=f"{prefix}*")
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}reviews")
+
+
+def test_an_index_of_the_old_layout_is_planned_as_a_reindex_and_rebuilt(stack: Settings) -> None:
+    from connectors.sources import resolve
+    from indexers.declared import declared_indexes
+    from indexers.plan import plan_index
+    from indexers.reindex import reindex
+    from indexers.verify import verify
+
+    prefix = f"t-{uuid.uuid4().hex[:8]}-"
+    pipelines, bindings = resolve(stack)
+    reviews = declared_indexes(pipelines, bindings, prefix)["reviews"]
+    es = client(stack.elasticsearch, timeout_s=120)
+    # What a stack from before the declarations holds: `live` and no `hw_*` fields.
+    old = {
+        "dynamic": "strict",
+        "properties": {
+            "id": {"type": "long"},
+            "product_id": {"type": "long"},
+            "text": {"type": "text"},
+            "live": {"type": "boolean"},
+        },
+    }
+    alias = reviews.alias
+    es.indices.create(
+        index=f"{alias}-v1",
+        mappings=old,
+        aliases={alias: {"filter": {"term": {"live": True}}, "is_write_index": True}},
+    )
+    try:
+        es.index(
+            index=alias,
+            id="1",
+            document={"id": 1, "product_id": 1, "text": "old", "live": True},
+            refresh=True,
+        )
+        plan = plan_index(es, reviews.spec)
+        assert plan.action == "reindex" and "new field hw_live" in plan.reasons[0]
+        result = reindex(stack.elasticsearch, reviews.dsn, es, reviews.spec, reviews.shaper)
+        assert result.new_index == f"{alias}-v2"
+        assert plan_index(es, reviews.spec).action == "nothing"
+        report = verify(reviews.dsn, es, reviews.spec, reviews.shaper)
+        assert report.ok, report.mismatches[:5]
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}*")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}reviews")
