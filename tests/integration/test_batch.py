@@ -22,7 +22,6 @@ from batch import io
 from batch.jobs import daily_sales, warehouse
 from batch.jobs.warehouse import QualityFailed, Window
 from batch.settings import BatchSettings
-from batch.spark import build_session, install_jars
 from headwater.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -35,20 +34,6 @@ STAR = (
     "state_orders",
     "batch_offsets",
 )
-
-
-@pytest.fixture(scope="module")
-def batch_settings(tmp_path_factory: pytest.TempPathFactory) -> BatchSettings:
-    return BatchSettings(reports_dir=tmp_path_factory.mktemp("reports"))
-
-
-@pytest.fixture(scope="module")
-def spark(stack: Settings, batch_settings: BatchSettings) -> Iterator[SparkSession]:
-    install_jars(stack, batch_settings)
-    session = build_session(stack, batch_settings, "headwater-integration")
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture

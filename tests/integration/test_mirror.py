@@ -26,7 +26,6 @@ from batch import mirror_transforms as mt
 from batch.jobs import mirror
 from batch.jobs.warehouse import QualityFailed
 from batch.settings import BatchSettings
-from batch.spark import build_session, install_jars
 from headwater.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -41,20 +40,6 @@ PRODUCT_COLUMNS = {
     "created_at": "timestamptz",
     "updated_at": "timestamptz",
 }
-
-
-@pytest.fixture(scope="module")
-def batch_settings(tmp_path_factory: pytest.TempPathFactory) -> BatchSettings:
-    return BatchSettings(reports_dir=tmp_path_factory.mktemp("reports"))
-
-
-@pytest.fixture(scope="module")
-def spark(stack: Settings, batch_settings: BatchSettings) -> Iterator[SparkSession]:
-    install_jars(stack, batch_settings)
-    session = build_session(stack, batch_settings, "headwater-mirror-integration")
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture

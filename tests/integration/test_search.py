@@ -228,6 +228,7 @@ def test_reindex_swaps_the_alias_and_keeps_answering(
     es = client(stack.elasticsearch)
     index = declared(stack, worker.prefix)["products"]
     before = current_index(es, index.spec)
+    assert before is not None
     new_product(db, name="Reindexed compass")
     # A live document whose row is gone (as a lost delete would leave): reindex must drop it.
     ghost = {"id": 987654321, "name": "Ghost lamp", "hw_live": True, "hw_lsn": 1}
