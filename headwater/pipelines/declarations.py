@@ -261,7 +261,9 @@ class IndexDeclaration(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> IndexDeclaration:
         # Whole-declaration checks have no location of their own (pydantic reports them at the
-        # top level): each message starts with the field path at fault (see `_problems`).
+        # top level): each problem starts with the field path at fault, one per line, and all
+        # of them are reported at once (see `_problems`).
+        problems: list[str] = []
         paths = {n: f"fields.{n}" for n in self.fields}
         for i, summary in enumerate(self.summaries):
             for n in summary.fields:
@@ -269,43 +271,45 @@ class IndexDeclaration(_Strict):
         names = list(self.fields) + [f for s in self.summaries for f in s.fields]
         clashes = sorted({n for n in names if names.count(n) > 1})
         if clashes:
-            raise ValueError(f"{paths[clashes[0]]}: field names used twice: {', '.join(clashes)}")
+            problems.append(f"{paths[clashes[0]]}: field names used twice: {', '.join(clashes)}")
         for name in names:
             if name.startswith(RESERVED_PREFIX) or not _COLUMN.match(name):
-                raise ValueError(
+                problems.append(
                     f"{paths[name]}: field names are letters, digits and _, and must not "
                     f"start with {RESERVED_PREFIX!r}"
                 )
         for key in self.id:
             field = self.fields.get(key)
             if field is None or field.computed:
-                raise ValueError(f"id: column {key!r} must be a declared, non-computed field")
+                problems.append(f"id: column {key!r} must be a declared, non-computed field")
         dropped = sorted(set(self.drop) & {self.column_of(n) for n in self.fields})
         if dropped:
-            raise ValueError(f"drop: names declared fields: {', '.join(dropped)}")
+            problems.append(f"drop: names declared fields: {', '.join(dropped)}")
         computed = [n for n, f in self.fields.items() if f.computed]
         if computed and not self.transform:
-            raise ValueError(
+            problems.append(
                 f"transform: computed fields ({', '.join(computed)}) need a transform to fill them"
             )
         summary_names = [s.name for s in self.summaries]
         if len(set(summary_names)) != len(summary_names):
-            raise ValueError("summaries: summary names must be unique")
+            problems.append("summaries: summary names must be unique")
         for i, summary in enumerate(self.summaries):
             if summary.source.connector != self.source.connector:
-                raise ValueError(
+                problems.append(
                     f"summaries.{i}.source.connector: summary {summary.name} must come from the "
                     f"index's connector ({self.source.connector}), so that one snapshot sees "
                     "both tables"
                 )
             if len(summary.parent_key) != len(self.id):
-                raise ValueError(
+                problems.append(
                     f"summaries.{i}.parent_key: has {len(summary.parent_key)} columns, "
                     f"the id has {len(self.id)}"
                 )
         unknown = [c for c in self.columns if c not in names]
         if unknown:
-            raise ValueError(f"columns: names undeclared fields: {', '.join(unknown)}")
+            problems.append(f"columns: names undeclared fields: {', '.join(unknown)}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def column_of(self, field: str) -> str:
@@ -405,8 +409,10 @@ def _problems(path: Path, exc: ValidationError) -> list[str]:
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
-        # A whole-model check has no location; its message starts with the field path.
-        out.append(f"{path}: {where}: {message}" if where else f"{path}: {message}")
+        # A whole-model check has no location; each line of its message starts with the field
+        # path.
+        for line in message.splitlines():
+            out.append(f"{path}: {where}: {line}" if where else f"{path}: {line}")
     return out
 
 
@@ -425,14 +431,16 @@ def parse(path: Path, data: Any, kind: type[IndexDeclaration] | type[MirrorDecla
     """One declaration from its parsed YAML; `DeclarationError` names the file and fields."""
     if not isinstance(data, dict):
         raise DeclarationError([f"{path}: must be a mapping (name, source, id, ...)"])
+    problems = []
+    name = data.get("name")
+    if isinstance(name, str) and name != path.stem:
+        problems.append(f"{path}: name: is {name!r} but the file is named {path.stem!r}")
     try:
         declaration = kind.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise DeclarationError(_problems(path, exc)) from None
-    if declaration.name != path.stem:
-        raise DeclarationError(
-            [f"{path}: name: is {declaration.name!r} but the file is named {path.stem!r}"]
-        )
+        problems += _problems(path, exc)
+    if problems:
+        raise DeclarationError(problems)
     return declaration
 
 

@@ -319,9 +319,11 @@ def test_index_problems_name_the_file_and_field(
 ) -> None:
     path = write("indexes", "things", index("things", **changes))
     problems = problems_of(pipelines_dir)
-    assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{path}: {where}: ")
-    assert message in problems[0]
+    # The problem the change makes, named by file and field (a change that also breaks
+    # another rule is reported for that too: every problem is listed at once).
+    named = [p for p in problems if p.startswith(f"{path}: {where}: ") and message in p]
+    assert len(named) == 1, problems
+    assert all(p.startswith(f"{path}: ") for p in problems)
 
 
 def test_a_file_that_is_not_a_mapping_is_refused(pipelines_dir: Path, write: Write) -> None:
@@ -404,3 +406,31 @@ def test_mirror_column_types_are_checked(
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"{path}: {where}: ")
     assert message in problems[0]
+
+
+def test_every_problem_of_one_file_is_reported_at_once(tmp_path: Path) -> None:
+    indexes = tmp_path / "indexes"
+    indexes.mkdir()
+    (indexes / "things.yaml").write_text(
+        "name: stuff\n"
+        "source: {connector: c, table: public.things}\n"
+        "id: [missing]\n"
+        "fields:\n"
+        "  hw_secret: {type: text}\n"
+        "  score: {type: integer, computed: true}\n"
+        "drop: [hw_secret]\n"
+        "columns: [nowhere]\n"
+    )
+    with pytest.raises(DeclarationError) as caught:
+        load(tmp_path)
+    text = "\n".join(caught.value.problems)
+    for expected in (
+        "things.yaml: name: is 'stuff' but the file is named 'things'",
+        "things.yaml: fields.hw_secret:",
+        "things.yaml: id: column 'missing'",
+        "things.yaml: drop: names declared fields: hw_secret",
+        "things.yaml: transform: computed fields (score)",
+        "things.yaml: columns: names undeclared fields: nowhere",
+    ):
+        assert expected in text, expected
+    assert all(line.startswith(str(indexes / "things.yaml")) for line in caught.value.problems)
