@@ -12,10 +12,6 @@ from headwater.settings import Settings
 from indexers.declared import DeclaredIndex, UnknownIndex, pick
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    return settings_of(ctx)
-
-
 def declared(settings: Settings) -> dict[str, DeclaredIndex]:
     """The declared indexes of `settings`, or a clear failure naming every file and field."""
     from connectors.sources import resolve
@@ -53,7 +49,7 @@ def search(
     from indexers.search import SearchError, searchable
     from indexers.search import search as run_search
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     target = _one(settings, index)
     declaration = target.shaper.declaration
     try:
@@ -99,7 +95,7 @@ def verify_search(
     from indexers.catalog import client
     from indexers.verify import verify
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     indexes = declared(settings)
     try:
         chosen = [pick(indexes, name) for name in index] or list(indexes.values())
@@ -164,7 +160,7 @@ def ensure(ctx: typer.Context) -> None:
     """Install the index templates and create each index behind its alias if missing."""
     from indexers.catalog import client, ensure_index
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     es = client(settings.elasticsearch)
     for index in declared(settings).values():
         console.print(f"{index.alias} -> {ensure_index(es, index.spec)}")
@@ -197,5 +193,5 @@ def reindex(
     drop_old: bool = typer.Option(False, "--drop-old", help="Delete the previous version."),
 ) -> None:
     """Build the next version of NAME from the source and swap its alias atomically."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     run_reindex(settings, _one(settings, name), drop_old)

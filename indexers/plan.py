@@ -15,7 +15,7 @@ from typing import Any, Literal
 from elasticsearch import Elasticsearch
 
 from headwater.pipelines.declarations import IndexDeclaration
-from headwater.pipelines.types import type_mismatch
+from headwater.pipelines.types import column_problem
 from indexers.catalog import IndexSpec, current_index
 from indexers.mapping import mapping_changes, same
 
@@ -31,11 +31,6 @@ class IndexPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def _type_problem(where: str, column: str, declared: str, actual: str) -> str | None:
-    why = type_mismatch(declared, actual)
-    return None if why is None else f"{where}: column {column} {why}"
-
-
 def source_problems(
     declaration: IndexDeclaration, columns: dict[str, str] | None, children: dict[str, Any]
 ) -> tuple[list[str], list[str]]:
@@ -48,14 +43,9 @@ def source_problems(
     for name, declared in declaration.row_fields.items():
         column = declaration.column_of(name)
         used.add(column)
-        if column not in columns:
-            problems.append(
-                f"{where}: fields.{name}: {declaration.source.table} has no column {column}"
-            )
-            continue
-        problem = _type_problem(f"{where}: fields.{name}", column, declared.type, columns[column])
+        problem = column_problem(declaration.source.table, column, declared.type, columns)
         if problem:
-            problems.append(problem)
+            problems.append(f"{where}: fields.{name}: {problem}")
     ignored = [c for c in columns if c not in used and c not in declaration.drop]
     if ignored:
         notes.append(
@@ -68,13 +58,12 @@ def source_problems(
         if child is None:
             problems.append(f"{at}.source.table: {summary.source.table} does not exist")
             continue
-        for column in (*summary.id, *summary.parent_key, *summary.columns):
-            if column not in child:
-                problems.append(f"{at}: {summary.source.table} has no column {column}")
-            elif column in summary.columns:
-                problem = _type_problem(at, column, summary.columns[column], child[column])
-                if problem:
-                    problems.append(problem)
+        for column in dict.fromkeys((*summary.id, *summary.parent_key, *summary.columns)):
+            problem = column_problem(
+                summary.source.table, column, summary.columns.get(column), child
+            )
+            if problem:
+                problems.append(f"{at}: {problem}")
     return problems, notes
 
 

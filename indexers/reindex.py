@@ -59,6 +59,8 @@ class Snapshot:
     merges: list[MergeRequest]
     # parent id -> summary -> child ids present in the snapshot
     children: dict[str, dict[str, set[str]]]
+    # Written by merging (an index with summaries), not with external versions.
+    merged: bool = False
 
     @property
     def ids(self) -> set[str]:
@@ -102,7 +104,7 @@ def take_snapshot(conn: Any, shaper: Shaper, new: str, lsn: int) -> Snapshot:
     orphans = {parent for groups in per_summary.values() for parent in groups}
     for parent in orphans:
         merges.append(MergeRequest(parent, Params(children=child_params(parent))))
-    return Snapshot(lsn, [], merges, present)
+    return Snapshot(lsn, [], merges, present, merged=True)
 
 
 def absent_ids(current: Iterable[str], snapshot: Iterable[str]) -> list[str]:
@@ -119,9 +121,9 @@ def tombstones(es: Elasticsearch, old: str, new: str, snapshot: Snapshot) -> Sna
     """Dead markers at the snapshot for what the old index has and the source no longer does."""
     gone = absent_ids((hit["_id"] for hit in _scan(es, old, _source=False)), snapshot.ids)
     lsn = snapshot.lsn
-    if snapshot.merges or snapshot.children:
+    if snapshot.merged:
         merges = [MergeRequest(i, Params(lsn=lsn, live=False)) for i in gone]
-        return Snapshot(lsn, [], merges, {})
+        return Snapshot(lsn, [], merges, {}, merged=True)
     actions = [
         Action(op="index", index=new, id=i, version=lsn, body={LIVE: False, LSN: lsn}) for i in gone
     ]

@@ -252,9 +252,10 @@ def suggest(
     """Distinct values of the suggest fields that start with the words typed so far."""
     body = suggest_query(declaration, prefix, size)
     hits = es.search(index=alias, **client_params({**body, "from": 0})).body["hits"]["hits"]
+    fields = searchable(declaration).suggest
     seen: dict[str, None] = {}
     for hit in hits:
-        for name in searchable(declaration).suggest:
+        for name in fields:
             value = hit["_source"].get(name)
             if isinstance(value, str):
                 seen.setdefault(value, None)

@@ -17,7 +17,7 @@ import typer
 
 from headwater.console import console, fail, print_json, print_table, settings_of
 from headwater.pipelines.declarations import DeclarationError, MirrorDeclaration, Pipelines
-from headwater.pipelines.types import type_mismatch
+from headwater.pipelines.types import column_problem
 from headwater.settings import Settings
 
 app = typer.Typer(
@@ -51,12 +51,9 @@ def _mirror_source_problems(mirror: MirrorDeclaration, columns: dict[str, str] |
         return [f"{where}: source.table: {mirror.source.table} does not exist"]
     out = []
     for name, declared in mirror.columns.items():
-        if name not in columns:
-            out.append(f"{where}: columns.{name}: {mirror.source.table} has no column {name}")
-            continue
-        why = type_mismatch(declared, columns[name])
-        if why:
-            out.append(f"{where}: columns.{name}: column {name} {why}")
+        problem = column_problem(mirror.source.table, name, declared, columns)
+        if problem:
+            out.append(f"{where}: columns.{name}: {problem}")
     return out
 
 

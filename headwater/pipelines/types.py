@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -597,3 +597,14 @@ def type_mismatch(declared: str, formatted: str) -> str | None:
     except TypeError_ as exc:
         return f"has type {formatted}, which pipelines cannot read: {exc}"
     return f"is {formatted} in the table, declared {declared}"
+
+
+def column_problem(
+    table: str, column: str, declared: str | None, columns: Mapping[str, str]
+) -> str | None:
+    """Why `column` of `table` (`columns`: its columns as `format_type()` names them) cannot be
+    read as the `declared` type (None: it need only exist), or None when it can."""
+    if column not in columns:
+        return f"{table} has no column {column}"
+    why = None if declared is None else type_mismatch(declared, columns[column])
+    return None if why is None else f"column {column} {why}"
