@@ -63,16 +63,117 @@ class PostgresSettings(_Component):
         return f"jdbc:postgresql://{self.host}:{self.port}/{database or self.analytics_db}"
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
 class KafkaSettings(_Component):
-    """The Kafka cluster and the names of the change-event topics."""
+    """The Kafka cluster, how clients authenticate to it, and the names of the change topics.
+
+    Every client (librdkafka, aiokafka, Faust, Spark, Kafka Connect) takes its connection and
+    credentials from the methods below, so a secured cluster needs settings, not code.
+    """
 
     model_config = _config("HW_KAFKA_")
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    # A CA bundle for SSL/SASL_SSL listeners; the system's CAs when unset.
+    ssl_ca: Path | None = None
     # Debezium's topic.prefix: a table's changes land on `<prefix>.<schema>.<table>`.
     topic_prefix: str = "shop"
     source_schema: str = "public"
     dead_letter_suffix: str = ".dlq"
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> KafkaSettings:
+        if self.security_protocol not in KAFKA_PROTOCOLS:
+            raise ValueError(
+                f"HW_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_PROTOCOLS)}, "
+                f"got {self.security_protocol!r}"
+            )
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ValueError(
+                f"HW_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if self.uses_sasl and not (self.username and self.password):
+            raise ValueError(
+                f"HW_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs HW_KAFKA_USERNAME "
+                "and HW_KAFKA_PASSWORD"
+            )
+        return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def _secret(self) -> str:
+        return self.password.get_secret_value() if self.password else ""
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings: the servers and, when secured, credentials."""
+        config = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            config["security.protocol"] = self.security_protocol
+        if self.uses_sasl:
+            config |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.username or "",
+                "sasl.password": self._secret(),
+            }
+        if self.ssl_ca is not None:
+            config["ssl.ca.location"] = str(self.ssl_ca)
+        return config
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's consumers, producers and admin client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            options |= {
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.username,
+                "sasl_plain_password": self._secret(),
+            }
+        if self.security_protocol.endswith("SSL"):
+            import ssl
+
+            cafile = str(self.ssl_ca) if self.ssl_ca else None
+            options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        return options
+
+    def java_client_properties(self, password: str | None = None) -> dict[str, str]:
+        """Java client settings (Kafka Connect, Spark) for the security of the cluster.
+
+        `password` is what goes into the JAAS line: Connect gets a config-provider reference
+        such as `${env:HW_KAFKA_PASSWORD}` so that no file holds the value; Spark, which keeps
+        it in memory only, gets the value itself (the default).
+        """
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        props = {"security.protocol": self.security_protocol}
+        if self.uses_sasl:
+            module = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+                if self.sasl_mechanism == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule"
+            )
+            secret = self._secret() if password is None else password
+            props |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.jaas.config": (
+                    f'{module} required username="{self.username}" password="{secret}";'
+                ),
+            }
+        if self.ssl_ca is not None:
+            props |= {"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ssl_ca)}
+        return props
 
     def cdc_topic(self, table: str) -> str:
         return f"{self.topic_prefix}.{self.source_schema}.{table}"
@@ -93,18 +194,36 @@ class ConnectSettings(_Component):
 
 
 class ElasticsearchSettings(_Component):
-    """The Elasticsearch endpoint (no security on the local stack)."""
+    """The Elasticsearch endpoint and its credentials (none on the plain local stack)."""
 
     model_config = _config("HW_ES_")
 
     url: str = "http://127.0.0.1:9200"
     username: str | None = None
     password: SecretStr | None = None
+    # The CA that signed the server's HTTP certificate (https URLs); the system's when unset.
+    ca_certs: Path | None = None
 
     def basic_auth(self) -> tuple[str, str] | None:
         if self.username and self.password:
             return (self.username, self.password.get_secret_value())
         return None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the elasticsearch-py clients, after the URL."""
+        options: dict[str, Any] = {"basic_auth": self.basic_auth()}
+        if self.ca_certs is not None:
+            options["ca_certs"] = str(self.ca_certs)
+        return options
+
+    def httpx_options(self) -> dict[str, Any]:
+        """Keyword arguments for an httpx request or client talking to Elasticsearch."""
+        options: dict[str, Any] = {"auth": self.basic_auth()}
+        if self.ca_certs is not None:
+            import ssl
+
+            options["verify"] = ssl.create_default_context(cafile=str(self.ca_certs))
+        return options
 
 
 class IndexSettings(_Component):
@@ -174,6 +293,18 @@ class StackSettings(_Component):
     kafka_controller_port: int = 9093
     up_timeout_s: float = 180.0
 
+    # The secured local mode: Kafka's client listener takes SASL/SCRAM and Elasticsearch runs
+    # with security on and TLS on HTTP, as production clusters do. Clients follow (see
+    # `secured_defaults`); the passwords are HW_KAFKA_PASSWORD and HW_ES_PASSWORD in .env.
+    secure: bool = False
+    kafka_user: str = "headwater"
+    es_user_name: str = "elastic"
+
+    @property
+    def es_http_ca(self) -> Path:
+        """The CA certificate `stack up` makes for Elasticsearch's HTTP layer (secure mode)."""
+        return self.data_dir / "elasticsearch" / "config" / "certs" / "http_ca.crt"
+
     @model_validator(mode="before")
     @classmethod
     def _reachable_data_dir(cls, data: Any) -> Any:
@@ -183,6 +314,30 @@ class StackSettings(_Component):
             as_root = os.geteuid() == 0
             data = {**data, "data_dir": default_data_dir(PROJECT_ROOT, shared, as_root)}
         return data
+
+
+def secured_defaults(stack: StackSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """How clients reach the local stack in secure mode (Kafka, Elasticsearch); none otherwise.
+
+    They are defaults: a value set in the environment or .env still wins, so the same settings
+    reach a production cluster.
+    """
+    if not stack.secure:
+        return {}, {}
+    kafka = {"security_protocol": "SASL_PLAINTEXT", "username": stack.kafka_user}
+    es = {
+        "url": "https://127.0.0.1:9200",
+        "username": stack.es_user_name,
+        "ca_certs": stack.es_http_ca,
+    }
+    return kafka, es
+
+
+def _with_defaults(cls: type[_Component], defaults: dict[str, Any]) -> Any:
+    """`cls()` from the environment, with `defaults` for the fields the environment left unset."""
+    from_env = cls()
+    unset = {k: v for k, v in defaults.items() if k not in from_env.model_fields_set}
+    return cls(**unset) if unset else from_env
 
 
 class Settings(BaseModel):
@@ -200,12 +355,14 @@ class Settings(BaseModel):
 
     @classmethod
     def load(cls) -> Settings:
+        stack = StackSettings()
+        kafka_defaults, es_defaults = secured_defaults(stack)
         return cls(
             postgres=PostgresSettings(),
-            kafka=KafkaSettings(),
+            kafka=_with_defaults(KafkaSettings, kafka_defaults),
             connect=ConnectSettings(),
-            elasticsearch=ElasticsearchSettings(),
-            stack=StackSettings(),
+            elasticsearch=_with_defaults(ElasticsearchSettings, es_defaults),
+            stack=stack,
             pipelines=PipelinesSettings(),
             indexes=IndexSettings(),
         )

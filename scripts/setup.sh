@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Headwater needs on a fresh Debian machine, idempotently:
-# Python environment, .env with a generated password, the local stack's services and jars,
+# Python environment, .env with generated passwords, the local stack's services and jars,
 # the Airflow environment, and Chromium for the browser tests. A second run downloads nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,11 +38,15 @@ else
   echo "up to date"
 fi
 
-if [ ! -f .env ]; then
-  step "writing .env with a generated database password"
-  # Only .env is private: the umask stays inside this subshell.
-  (umask 077 && printf 'HW_PG_PASSWORD=%s\n' "$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')" > .env)
-fi
+# Generated passwords: the database's, and Kafka's and Elasticsearch's for the secured mode
+# (HW_STACK_SECURE=true). Only .env holds them; the umask stays inside the subshell.
+for name in HW_PG_PASSWORD HW_KAFKA_PASSWORD HW_ES_PASSWORD; do
+  if ! grep -qs "^${name}=" .env; then
+    step "writing a generated ${name} to .env"
+    (umask 077 && printf '%s=%s\n' "$name" "$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(18))')" >> .env)
+  fi
+done
+chmod 600 .env
 
 step "local stack: PostgreSQL, Kafka, Kafka Connect + Debezium, Elasticsearch"
 .venv/bin/headwater stack install

@@ -77,3 +77,69 @@ def test_data_dir_moves_out_of_a_checkout_others_cannot_enter(tmp_path: Path) ->
 
 def test_an_explicit_data_dir_is_kept(tmp_path: Path) -> None:
     assert StackSettings(data_dir=tmp_path / "mine").data_dir == tmp_path / "mine"
+
+
+@pytest.fixture
+def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """Settings from the variables a test sets only (no .env, no HW_* of the shell)."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("HW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HW_ENV_FILE", str(tmp_path / "absent.env"))
+    monkeypatch.setenv("HW_PG_PASSWORD", "pg-secret")
+    return monkeypatch
+
+
+def test_a_plain_cluster_gets_no_credentials(no_env_file: pytest.MonkeyPatch) -> None:
+    settings = Settings.load()
+    assert settings.kafka.client_config() == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert settings.kafka.java_client_properties() == {}
+    assert settings.kafka.aiokafka_options()["security_protocol"] == "PLAINTEXT"
+    assert settings.elasticsearch.client_options() == {"basic_auth": None}
+
+
+def test_secure_mode_makes_every_client_authenticate(no_env_file: pytest.MonkeyPatch) -> None:
+    no_env_file.setenv("HW_STACK_SECURE", "true")
+    no_env_file.setenv("HW_KAFKA_PASSWORD", "kafka-secret")
+    no_env_file.setenv("HW_ES_PASSWORD", "es-secret")
+    settings = Settings.load()
+    rdkafka = settings.kafka.client_config()
+    assert rdkafka["security.protocol"] == "SASL_PLAINTEXT"
+    assert rdkafka["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert (rdkafka["sasl.username"], rdkafka["sasl.password"]) == ("headwater", "kafka-secret")
+    aio = settings.kafka.aiokafka_options()
+    assert aio["sasl_plain_password"] == "kafka-secret"
+    # Connect's worker file gets a reference that Connect resolves, never the value.
+    java = settings.kafka.java_client_properties("${env:HW_KAFKA_PASSWORD}")
+    assert 'password="${env:HW_KAFKA_PASSWORD}"' in java["sasl.jaas.config"]
+    assert "kafka-secret" not in str(java)
+    assert "kafka-secret" in settings.kafka.java_client_properties()["sasl.jaas.config"]
+    es = settings.elasticsearch
+    assert es.url.startswith("https://")
+    assert es.client_options()["basic_auth"] == ("elastic", "es-secret")
+    assert es.client_options()["ca_certs"] == str(settings.stack.es_http_ca)
+    dumped = str(settings.as_dict())
+    assert "kafka-secret" not in dumped and "es-secret" not in dumped
+
+
+def test_an_explicit_setting_wins_over_the_secure_defaults(
+    no_env_file: pytest.MonkeyPatch,
+) -> None:
+    no_env_file.setenv("HW_STACK_SECURE", "true")
+    no_env_file.setenv("HW_KAFKA_PASSWORD", "k")
+    no_env_file.setenv("HW_ES_PASSWORD", "e")
+    no_env_file.setenv("HW_ES_URL", "https://search.example:9243")
+    no_env_file.setenv("HW_KAFKA_USERNAME", "svc-headwater")
+    settings = Settings.load()
+    assert settings.elasticsearch.url == "https://search.example:9243"
+    assert settings.kafka.client_config()["sasl.username"] == "svc-headwater"
+
+
+def test_sasl_without_credentials_is_refused_naming_them(no_env_file: pytest.MonkeyPatch) -> None:
+    no_env_file.setenv("HW_STACK_SECURE", "true")
+    with pytest.raises(ValidationError, match="HW_KAFKA_PASSWORD"):
+        Settings.load()
+    no_env_file.setenv("HW_KAFKA_SECURITY_PROTOCOL", "SASL_TLS")
+    with pytest.raises(ValidationError, match="HW_KAFKA_SECURITY_PROTOCOL"):
+        KafkaSettings()
