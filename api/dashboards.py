@@ -82,7 +82,7 @@ class UpdatesFeed:
         event.set()
 
     async def _ensure_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**self.kafka.aiokafka_options())
         await admin.start()
         try:
             topic = NewTopic(
@@ -112,7 +112,7 @@ class UpdatesFeed:
     async def _consume(self) -> None:
         await self._ensure_topic()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
+            **self.kafka.aiokafka_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

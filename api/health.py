@@ -9,6 +9,8 @@ from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from headwater.settings import KafkaSettings
+
 router = APIRouter(prefix="/health", tags=["health"])
 
 
@@ -17,9 +19,10 @@ def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-def _kafka(bootstrap: str) -> str | None:
+def _kafka(kafka: KafkaSettings) -> str | None:
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+        # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
+        AdminClient({**kafka.client_config()}).list_topics(timeout=2)
     except Exception as exc:
         return f"kafka: {exc}"
     return None
@@ -46,7 +49,7 @@ def ready(request: Request) -> JSONResponse:
     state = request.app.state
     streams = state.streams
     problems = [
-        _kafka(state.kafka.bootstrap_servers),
+        _kafka(state.kafka),
         _elasticsearch(state.es),
         *(
             _worker(f"http://{streams.web_host}:{streams.worker_port(i)}/ready/")

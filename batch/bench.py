@@ -74,7 +74,8 @@ def _produce(settings: Settings, lines: int) -> None:
     customers, products, per_order = 2_000, 1_000, 4
     orders = max(1, lines // per_order)
     base = datetime(2026, 10, 1, tzinfo=UTC)
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
+    admin = AdminClient({**settings.kafka.client_config()})
     tables = ("customers", "products", "orders", "order_items")
     for future in admin.create_topics(
         [NewTopic(settings.kafka.cdc_topic(t), 3, 1) for t in tables]
@@ -82,7 +83,7 @@ def _produce(settings: Settings, lines: int) -> None:
         future.result()
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config(),
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "compression.type": "lz4",
@@ -251,7 +252,7 @@ def _cleanup(settings: Settings, isolated: Settings, db: str) -> None:
 
     with psycopg.connect(settings.postgres.dsn("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient({**settings.kafka.client_config()})
     topics = [isolated.kafka.cdc_topic(t) for t in warehouse.TABLES]
     for future in admin.delete_topics(topics).values():
         with contextlib.suppress(Exception):  # a topic never created is already gone

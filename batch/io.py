@@ -69,7 +69,7 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> Offsets:
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config(),
             "group.id": "headwater-batch-watermarks",
             "enable.auto.commit": False,
         }
@@ -107,9 +107,14 @@ def read_topic(
     # -2 is "earliest": a partition never read starts at its first retained record.
     starting = {topic: {str(p): start.get(p, -2) for p in partitions}}
     ending = {topic: {str(p): e for p, e in partitions.items()}}
+    reader = spark.read.format("kafka").option(
+        "kafka.bootstrap.servers", settings.kafka.bootstrap_servers
+    )
+    # The cluster's security (SASL, TLS) for Spark's Kafka consumer; none on PLAINTEXT.
+    for key, value in settings.kafka.java_client_properties().items():
+        reader = reader.option(f"kafka.{key}", value)
     return (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
+        reader
         # `assign` rather than `subscribe`: only the partitions with something new are read.
         .option("assign", json.dumps({topic: sorted(partitions)}))
         .option("startingOffsets", json.dumps(starting))

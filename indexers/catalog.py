@@ -64,13 +64,11 @@ class IndexSpec:
 
 
 def client(settings: ElasticsearchSettings, timeout_s: float = 30.0) -> Elasticsearch:
-    return Elasticsearch(settings.url, basic_auth=settings.basic_auth(), request_timeout=timeout_s)
+    return Elasticsearch(settings.url, **settings.client_options(), request_timeout=timeout_s)
 
 
 def async_client(settings: ElasticsearchSettings, timeout_s: float = 30.0) -> AsyncElasticsearch:
-    return AsyncElasticsearch(
-        settings.url, basic_auth=settings.basic_auth(), request_timeout=timeout_s
-    )
+    return AsyncElasticsearch(settings.url, **settings.client_options(), request_timeout=timeout_s)
 
 
 def _already_exists(exc: ESBadRequest) -> bool:

@@ -14,14 +14,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import faust
+from faust.types.auth import CredentialsArg
 
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings, Settings
 from indexers.declared import DeclaredIndex
 from streams.dashboards.agents import register as register_dashboards
 from streams.dashboards.settings import DashboardSettings
 from streams.search.agents import register as register_search
 from streams.settings import StreamsSettings
 from streams.transport import App
+
+
+def broker_credentials(kafka: KafkaSettings) -> CredentialsArg | None:
+    """Faust's `broker_credentials` for the cluster: SASL (over TLS for SASL_SSL), TLS alone
+    for SSL, none for PLAINTEXT. The TLS context is the one aiokafka's own clients get."""
+    ssl_context = kafka.aiokafka_options().get("ssl_context")
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(
+            username=kafka.username,
+            password=kafka.password.get_secret_value() if kafka.password else None,
+            ssl_context=ssl_context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    return ssl_context
 
 
 def create_app(settings: Settings, streams: StreamsSettings) -> App:
@@ -33,6 +48,7 @@ def create_app(settings: Settings, streams: StreamsSettings) -> App:
         streams.app_id,
         **streams.consumer_options(),
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings.kafka),
         # rocksdict backs the store when python-rocksdb is absent.
         store="rocksdb://",
         datadir=str(datadir),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from headwater.settings import KafkaSettings
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
@@ -65,7 +67,7 @@ def _partitions(consumer: Consumer, topics: Iterable[str]) -> list[Partition]:
 
 
 def pin_start(
-    bootstrap_servers: str, group: str, topics: Iterable[str], internal: Iterable[str] = ()
+    kafka: KafkaSettings, group: str, topics: Iterable[str], internal: Iterable[str] = ()
 ) -> Mapping[tuple[str, int], int]:
     """Commit a start offset for every partition of `topics` the group has none for.
 
@@ -74,13 +76,7 @@ def pin_start(
     empty then). Returns what was committed. Refused by Kafka while the group has live members,
     which is logged and skipped: those members commit as they go.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group,
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
     try:
         positions = start_positions(_partitions(consumer, topics), set(internal))
         if positions:

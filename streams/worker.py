@@ -47,8 +47,7 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
             await super().on_first_start()  # logging is set up; the app has not joined yet
             if streams.auto_offset_reset == "latest":
                 topics, internal = app.consumed_topics()
-                servers = settings.kafka.bootstrap_servers
-                await asyncio.to_thread(pin_start, servers, app.conf.id, topics, internal)
+                await asyncio.to_thread(pin_start, settings.kafka, app.conf.id, topics, internal)
 
     Worker(app, loglevel=loglevel).execute_from_commandline()
 

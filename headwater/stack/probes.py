@@ -50,7 +50,7 @@ def probe_kafka(settings: Settings, kafka_home: Path | None = None) -> Probe:
 
     admin = AdminClient(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **settings.kafka.client_config(),
             "socket.connection.setup.timeout.ms": int(TIMEOUT_S * 1000),
             "logger": _quiet,  # type: ignore[dict-item]  # a Logger is accepted
         }
@@ -96,18 +96,15 @@ def probe_elasticsearch(settings: Settings, kafka_home: Path | None = None) -> P
 
     es = settings.elasticsearch
     base = es.url.rstrip("/")
-    auth = es.basic_auth()
     try:
-        response = httpx.get(f"{base}/_cluster/health", timeout=TIMEOUT_S, auth=auth)
-        response.raise_for_status()
-        health = response.json()
-        # Not GET /: the integ-test distribution has no handler for it (405).
-        nodes = httpx.get(
-            f"{base}/_nodes/_local",
-            params={"filter_path": "nodes.*.version"},
-            timeout=TIMEOUT_S,
-            auth=auth,
-        ).json()
+        with httpx.Client(timeout=TIMEOUT_S, **es.httpx_options()) as http:
+            response = http.get(f"{base}/_cluster/health")
+            response.raise_for_status()
+            health = response.json()
+            # Not GET /: the integ-test distribution has no handler for it (405).
+            nodes = http.get(
+                f"{base}/_nodes/_local", params={"filter_path": "nodes.*.version"}
+            ).json()
     except (httpx.HTTPError, ValueError) as exc:
         return Probe(False, detail=f"{type(exc).__name__}: {exc}")
     version = es_node_version(nodes) if isinstance(nodes, dict) else None
@@ -126,7 +123,7 @@ def elasticsearch_plugins(settings: Settings) -> dict[str, str] | None:
             f"{es.url.rstrip('/')}/_nodes/_local/plugins",
             params={"filter_path": "nodes.*.plugins.name,nodes.*.plugins.version"},
             timeout=TIMEOUT_S,
-            auth=es.basic_auth(),
+            **es.httpx_options(),
         )
         response.raise_for_status()
         return loaded_plugins(response.json())

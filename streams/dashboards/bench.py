@@ -61,7 +61,7 @@ def _fill(box: Sandbox, total: int) -> None:
 def _bare_consumer_rate(box: Sandbox, total: int) -> float:
     consumer = Consumer(
         {
-            "bootstrap.servers": box.kafka.bootstrap_servers,
+            **box.kafka.client_config(),
             "group.id": f"{box.prefix}-bare",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -85,7 +85,7 @@ def _worker_rate(box: Sandbox, total: int) -> tuple[float, float]:
     """Events/s of one worker from cold, and how long it took to start consuming."""
     consumer = Consumer(
         {
-            "bootstrap.servers": box.kafka.bootstrap_servers,
+            **box.kafka.client_config(),
             "group.id": f"{box.prefix}-watch",
             "auto.offset.reset": "earliest",
         }

@@ -41,6 +41,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
+    """`kafka`'s connection and credentials as HW_KAFKA_* variables, for a child worker."""
+    env = {
+        "HW_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "HW_KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
+        "HW_KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
+    }
+    if kafka.username is not None:
+        env["HW_KAFKA_USERNAME"] = kafka.username
+    if kafka.password is not None:
+        env["HW_KAFKA_PASSWORD"] = kafka.password.get_secret_value()
+    if kafka.ssl_ca is not None:
+        env["HW_KAFKA_SSL_CA"] = str(kafka.ssl_ca)
+    return env
+
+
 @dataclass
 class Sandbox:
     kafka: KafkaSettings
@@ -54,9 +70,8 @@ class Sandbox:
 
     @property
     def kafka_settings(self) -> KafkaSettings:
-        return KafkaSettings(
-            bootstrap_servers=self.kafka.bootstrap_servers, topic_prefix=self.prefix
-        )
+        """`kafka` (its servers and credentials) with the sandbox's topic prefix."""
+        return self.kafka.model_copy(update={"topic_prefix": self.prefix})
 
     @property
     def dashboard_settings(self) -> DashboardSettings:
@@ -72,7 +87,7 @@ class Sandbox:
         ds = self.dashboard_settings
         env = dict(os.environ)
         env.update(
-            HW_KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap_servers,
+            kafka_env(self.kafka),
             HW_KAFKA_TOPIC_PREFIX=self.prefix,
             HW_DASHBOARDS_APP_ID=ds.app_id,
             HW_DASHBOARDS_UPDATES_TOPIC=ds.updates_topic,
@@ -86,7 +101,8 @@ class Sandbox:
         return self.kafka_settings.cdc_topic(table)
 
     def create_topics(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
+        # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
+        admin = AdminClient({**self.kafka.client_config()})
         futures = admin.create_topics(
             [NewTopic(self.topic(t), self.partitions, 1) for t in SOURCE_TABLES]
         )
@@ -96,7 +112,7 @@ class Sandbox:
     def delete_topics(self) -> None:
         if self.name:
             return  # the source topics are borrowed (see `name`): never ours to delete
-        admin = AdminClient({"bootstrap.servers": self.kafka.bootstrap_servers})
+        admin = AdminClient({**self.kafka.client_config()})
         names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(self.prefix)]
         if names:
             for future in admin.delete_topics(names).values():
@@ -105,7 +121,7 @@ class Sandbox:
                     future.result(timeout=30)
 
     def producer(self) -> Producer:
-        return Producer({"bootstrap.servers": self.kafka.bootstrap_servers, "linger.ms": 5})
+        return Producer({**self.kafka.client_config(), "linger.ms": 5})
 
     def start_worker(
         self, log_name: str = "worker", env: dict[str, str] | None = None

@@ -188,12 +188,13 @@ def kafka_consume_msgs_per_s(settings: Settings, messages: int = 100_000) -> flo
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    bootstrap = settings.kafka.bootstrap_servers
+    kafka = settings.kafka
     topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
+    admin = AdminClient({**kafka.client_config()})
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
     value = json.dumps({"id": 1, "name": "x" * 200, "__op": "u", "__lsn": 1, "__table": "products"})
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    producer = Producer({**kafka.client_config(), "linger.ms": 20})
     for i in range(messages):
         while True:
             try:
@@ -205,7 +206,10 @@ def kafka_consume_msgs_per_s(settings: Settings, messages: int = 100_000) -> flo
 
     async def consume() -> float:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=f"{topic}-g", auto_offset_reset="earliest"
+            topic,
+            **kafka.aiokafka_options(),
+            group_id=f"{topic}-g",
+            auto_offset_reset="earliest",
         )
         await consumer.start()
         try:

@@ -58,7 +58,7 @@ ANALYSIS = {
 def es(stack: Settings) -> Iterator[httpx.Client]:
     settings = stack.elasticsearch
     with httpx.Client(
-        base_url=settings.url.rstrip("/"), auth=settings.basic_auth(), timeout=30
+        base_url=settings.url.rstrip("/"), timeout=30, **settings.httpx_options()
     ) as client:
         yield client
 

@@ -61,7 +61,7 @@ def produce(isolated: Settings) -> Producer:
     from confluent_kafka import Producer as KafkaProducer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": isolated.kafka.bootstrap_servers})
+    admin = AdminClient(isolated.kafka.client_config())
     created: set[str] = set()
 
     def send(table: str, values: list[dict[str, Any]]) -> None:
@@ -70,7 +70,7 @@ def produce(isolated: Settings) -> Producer:
             for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
                 future.result()
             created.add(topic)
-        producer = KafkaProducer({"bootstrap.servers": isolated.kafka.bootstrap_servers})
+        producer = KafkaProducer(isolated.kafka.client_config())
         for value in values:
             key = json.dumps({"id": value["id"]}).encode()
             producer.produce(topic, key=key, value=json.dumps(value).encode())

@@ -44,7 +44,7 @@ def test_apply_is_idempotent_and_source_is_running(stack: Settings) -> None:
     # Every captured table has its topic, even one that never changed yet, so a worker that
     # subscribes before the first change still sees it.
     assert "topics:" in first.stdout
-    admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
+    admin = AdminClient(stack.kafka.client_config())
     existing = admin.list_topics(timeout=10).topics
     for table in ("customers", "products", "orders", "order_items", "reviews", "interactions"):
         topic = stack.kafka.cdc_topic(table)
@@ -56,7 +56,7 @@ def test_inserted_row_appears_as_change_event(stack: Settings, unique_name) -> N
     topic = stack.kafka.cdc_topic("customers")
     consumer = Consumer(
         {
-            "bootstrap.servers": stack.kafka.bootstrap_servers,
+            **stack.kafka.client_config(),
             "group.id": unique_name("test-cdc"),
             "enable.auto.commit": False,
         }

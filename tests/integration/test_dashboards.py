@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer
 
-from headwater.settings import KafkaSettings, Settings
+from headwater.settings import Settings
 from streams.dashboards import synthetic
 from streams.dashboards.harness import ApiServer, Sandbox, panel, wait_for
 
@@ -191,12 +191,12 @@ def test_records_read_again_after_a_kill_are_not_counted_twice(sandbox: Sandbox)
 def _dead_letters(sandbox: Sandbox, topic: str, expected: int) -> list[dict]:
     consumer = Consumer(
         {
-            "bootstrap.servers": sandbox.kafka.bootstrap_servers,
+            **sandbox.kafka.client_config(),
             "group.id": f"{sandbox.prefix}-dlq-check",
             "auto.offset.reset": "earliest",
         }
     )
-    consumer.subscribe([KafkaSettings().dead_letter_topic(topic)])
+    consumer.subscribe([sandbox.kafka.dead_letter_topic(topic)])
     letters: list[dict] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -196,7 +196,7 @@ def test_malformed_message_does_not_stop_the_worker(
     stack: Settings, worker: Worker, db: psycopg.Connection[Any]
 ) -> None:
     before = worker.stats()["malformed"]
-    producer = Producer({"bootstrap.servers": stack.kafka.bootstrap_servers})
+    producer = Producer(stack.kafka.client_config())
     topic = stack.kafka.cdc_topic("products")
     producer.produce(topic, key=b'{"id": -1}', value=b"{not json")
     producer.produce(topic, key=b'{"id": -2}', value=json.dumps({"__op": "u"}).encode())

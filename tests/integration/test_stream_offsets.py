@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings, Settings
 from streams.offsets import pin_start
 
 pytestmark = pytest.mark.integration
@@ -16,12 +16,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def topics(stack: Settings, unique_name: Callable[[str], str]) -> Iterator[tuple[str, str]]:
-    servers = stack.kafka.bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": servers})
+    admin = AdminClient(stack.kafka.client_config())
     source, internal = unique_name("hw-test-source"), unique_name("hw-test-internal")
     for future in admin.create_topics([NewTopic(t, 2, 1) for t in (source, internal)]).values():
         future.result(timeout=30)
-    producer = Producer({"bootstrap.servers": servers})
+    producer = Producer(stack.kafka.client_config())
     for i in range(10):
         for topic in (source, internal):
             producer.produce(topic, key=str(i).encode(), value=b"x", partition=i % 2)
@@ -31,8 +30,8 @@ def topics(stack: Settings, unique_name: Callable[[str], str]) -> Iterator[tuple
         future.result(timeout=30)
 
 
-def committed(servers: str, group: str, topic: str) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": group})
+def committed(kafka: KafkaSettings, group: str, topic: str) -> list[int]:
+    consumer = Consumer({**kafka.client_config(), "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=10)
         return [tp.offset for tp in tps]
@@ -44,20 +43,20 @@ def test_a_new_group_starts_at_the_end_of_sources_and_the_start_of_its_own_topic
     stack: Settings, topics: tuple[str, str], unique_name: Callable[[str], str]
 ) -> None:
     source, internal = topics
-    servers, group = stack.kafka.bootstrap_servers, unique_name("hw-test-group")
-    pinned = pin_start(servers, group, [source, internal, "hw-test-no-such-topic"], [internal])
+    kafka, group = stack.kafka, unique_name("hw-test-group")
+    pinned = pin_start(kafka, group, [source, internal, "hw-test-no-such-topic"], [internal])
     assert pinned == {(source, 0): 5, (source, 1): 5, (internal, 0): 0, (internal, 1): 0}
-    assert committed(servers, group, source) == [5, 5]
-    assert committed(servers, group, internal) == [0, 0]
+    assert committed(kafka, group, source) == [5, 5]
+    assert committed(kafka, group, internal) == [0, 0]
 
 
 def test_offsets_a_group_already_has_are_left_alone(
     stack: Settings, topics: tuple[str, str], unique_name: Callable[[str], str]
 ) -> None:
     source, _ = topics
-    servers, group = stack.kafka.bootstrap_servers, unique_name("hw-test-group")
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": group})
+    kafka, group = stack.kafka, unique_name("hw-test-group")
+    consumer = Consumer({**kafka.client_config(), "group.id": group})
     consumer.commit(offsets=[TopicPartition(source, 0, 2)], asynchronous=False)
     consumer.close()
-    assert pin_start(servers, group, [source]) == {(source, 1): 5}
-    assert committed(servers, group, source) == [2, 5]
+    assert pin_start(kafka, group, [source]) == {(source, 1): 5}
+    assert committed(kafka, group, source) == [2, 5]
