@@ -7,9 +7,11 @@ import os
 import typer
 
 from connectors.client import ConnectClient, ConnectError, last_error, summary
+from connectors.purge import PurgeError, purge
 from connectors.spec import ConnectorSpec, SpecError, load_specs
 from connectors.topics import ensure_topics, planned_topics
 from headwater.console import console, fail, print_json, print_table
+from headwater.secrets import holds_clear_secret
 from headwater.settings import Settings
 
 app = typer.Typer(help="Declarative Kafka Connect connectors (one YAML file per connector).")
@@ -26,7 +28,7 @@ def _settings(ctx: typer.Context) -> Settings:
 def _specs(settings: Settings, names: list[str] | None) -> list[ConnectorSpec]:
     env = {**settings.interpolation_env(), **os.environ}
     try:
-        specs = load_specs(settings.connect.specs_dir, env, names)
+        specs = load_specs(settings.connect.specs_dir, env, names, settings.connect_env())
     except SpecError as exc:
         fail(str(exc))
     if not specs:
@@ -77,7 +79,14 @@ def apply(
             _validate_all(client, specs)
             for spec in specs:
                 _ensure_topics(settings, spec)
+                live = client.config(spec.name) or {}
+                replaced = [v for k, v in live.items() if holds_clear_secret(k, str(v))]
                 client.put(spec)
+                if last_error(client.status(spec.name)):
+                    # An unchanged config does not restart a failed connector; apply does.
+                    client.restart(spec.name)
+                if replaced:
+                    _purge(settings, client, spec, replaced)
                 if wait:
                     with console.status(f"waiting for {spec.name} to be RUNNING"):
                         status = client.wait_running(spec.name, settings.connect.apply_timeout_s)
@@ -88,11 +97,36 @@ def apply(
             fail(str(exc))
 
 
+def _purge(
+    settings: Settings, client: ConnectClient, spec: ConnectorSpec, replaced: list[str]
+) -> None:
+    """The connector held secrets in clear: drop them from Connect's configs topic now."""
+    topic = settings.connect.configs_topic
+    console.print(
+        f"[yellow]![/] {spec.name} held {len(replaced)} secret(s) in clear; they are now "
+        f"references, and the old values are being purged from {topic}"
+    )
+    with console.status(f"purging replaced values from {topic}") as status:
+        try:
+            took = purge(
+                settings.kafka,
+                topic,
+                replaced,
+                lambda: client.put(spec),
+                on_wait=lambda left: status.update(
+                    f"purging replaced values from {topic}: {left} record(s) left"
+                ),
+            )
+        except PurgeError as exc:
+            fail(f"{spec.name}: {exc}")
+    console.print(f"[green]✓[/] {spec.name}: old values purged from {topic} in {took:.0f}s")
+
+
 def _ensure_topics(settings: Settings, spec: ConnectorSpec) -> None:
     """Create the change topics before the connector runs (see connectors.topics)."""
     planned = planned_topics(spec)
     try:
-        created = ensure_topics(settings.kafka.bootstrap_servers, planned)
+        created = ensure_topics(settings.kafka, planned)
     except ConnectionError as exc:
         fail(f"{spec.name}: {exc}")
     if planned:

@@ -105,6 +105,16 @@ class ConnectClient:
         )
         return result
 
+    def config(self, name: str) -> dict[str, str] | None:
+        """The connector's config as Connect keeps it; None if there is no such connector."""
+        try:
+            result: dict[str, str] = self.call("GET", f"/connectors/{name}/config")
+        except ConnectError as exc:
+            if ": 404 " in str(exc):
+                return None
+            raise
+        return result
+
     def names(self) -> list[str]:
         return sorted(self.call("GET", "/connectors"))
 

@@ -9,12 +9,13 @@ returns a `Binding` per source, or a `DeclarationError` naming each file and fie
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from connectors.spec import ConnectorSpec, load_specs
 from headwater.pipelines.declarations import Binding, DeclarationError, Pipelines, Source, load
+from headwater.secrets import resolve_env
 from headwater.settings import PostgresSettings, Settings
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
@@ -62,8 +63,9 @@ def connector_problems(spec: ConnectorSpec) -> list[str]:
     return problems
 
 
-def _dsn(spec: ConnectorSpec, postgres: PostgresSettings) -> str:
+def _dsn(spec: ConnectorSpec, postgres: PostgresSettings, secrets: Mapping[str, str]) -> str:
     config = spec.config
+    password = resolve_env(config.get("database.password", ""), secrets)
     host = config.get("database.hostname", postgres.host)
     # The database as Connect reaches it may have another name from here (compose: "postgres").
     if host == postgres.connect_host:
@@ -72,13 +74,18 @@ def _dsn(spec: ConnectorSpec, postgres: PostgresSettings) -> str:
         f"host={host} port={config.get('database.port', postgres.port)} "
         f"dbname={config.get('database.dbname', '')} "
         f"user={config.get('database.user', postgres.user)} "
-        f"password={config.get('database.password', '')}"
+        f"password={password}"
     )
 
 
 def bind(
-    pipelines: Pipelines, specs: list[ConnectorSpec], postgres: PostgresSettings
+    pipelines: Pipelines,
+    specs: list[ConnectorSpec],
+    postgres: PostgresSettings,
+    secrets: Mapping[str, str],
 ) -> dict[Source, Binding]:
+    """Each declared source bound to its connector, topic and database; `secrets` resolve the
+    `${env:NAME}` references of the connector files for our own connections."""
     by_name = {spec.name: spec for spec in specs}
     problems: list[str] = []
     bindings: dict[Source, Binding] = {}
@@ -109,7 +116,11 @@ def bind(
             continue
         topic = f"{spec.config.get('topic.prefix', '')}.{source.table}"
         bindings[source] = Binding(
-            source, spec.name, topic, _dsn(spec, postgres), spec.config.get("database.dbname", "")
+            source,
+            spec.name,
+            topic,
+            _dsn(spec, postgres, secrets),
+            spec.config.get("database.dbname", ""),
         )
     if problems:
         raise DeclarationError(sorted(set(problems), key=problems.index))
@@ -120,7 +131,7 @@ def resolve(settings: Settings) -> tuple[Pipelines, dict[Source, Binding]]:
     """The declarations of `settings.pipelines.dir`, every source bound to its connector."""
     pipelines = load(settings.pipelines.dir)
     specs = load_specs(settings.connect.specs_dir, settings.interpolation_env())
-    return pipelines, bind(pipelines, specs, settings.postgres)
+    return pipelines, bind(pipelines, specs, settings.postgres, settings.secret_values())
 
 
 _COLUMNS = """

@@ -2,22 +2,28 @@
 
 Pure: reading a file and a mapping of variables yields a `ConnectorSpec` or a `SpecError`
 that names the file and the field at fault. Nothing here talks to Kafka Connect.
+
+Secrets are never interpolated: a spec names one as `${env:NAME}` (or `${file:path:key}`),
+which Kafka Connect resolves at run time from its config providers, so the value is in
+neither Connect's REST API nor its configs topic. A secret in clear is refused.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from headwater.resilience import masked
+from headwater.secrets import SECRET_ENV_NAME, holds_clear_secret, masked, references
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# The config providers Connect is started with (see the stack's worker properties).
+PROVIDERS = ("env", "file")
 
 
 class SpecError(ValueError):
@@ -45,6 +51,11 @@ def interpolate(text: str, env: Mapping[str, str], where: str) -> str:
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
+        if SECRET_ENV_NAME.match(name):
+            raise SpecError(
+                f"{where}: ${{{name}}} would copy a secret into Connect's config in clear; "
+                f"write ${{env:{name}}} so that Connect reads it at run time"
+            )
         if name in env:
             return env[name]
         if default is not None:
@@ -62,7 +73,34 @@ def _scalar(value: Any, where: str) -> str:
     raise SpecError(f"{where}: must be a string, number or boolean, got {type(value).__name__}")
 
 
-def parse_spec(path: Path, text: str, env: Mapping[str, str]) -> ConnectorSpec:
+def check_secrets(key: str, value: str, secret_names: Collection[str] | None, where: str) -> None:
+    """Refuse a secret in clear, an unknown config provider, or an env secret Connect lacks."""
+    if holds_clear_secret(key, value):
+        raise SpecError(
+            f"{where} holds a secret in clear, which Connect would show in its REST API and "
+            "keep in its configs topic; name it as ${env:NAME} (a variable of .env) instead"
+        )
+    for ref in references(value):
+        if ref.provider not in PROVIDERS:
+            raise SpecError(
+                f"{where}: unknown config provider {ref.provider!r} "
+                f"(Connect has {', '.join(PROVIDERS)})"
+            )
+        if ref.provider == "env" and secret_names is not None and ref.key not in secret_names:
+            raise SpecError(
+                f"{where}: ${{env:{ref.key}}} is not a secret Connect is given; set it in .env "
+                "(HW_ names ending in _PASSWORD, _SECRET, _TOKEN or _API_KEY) and restart "
+                "Connect (`headwater stack down && headwater stack up`)"
+            )
+
+
+def parse_spec(
+    path: Path,
+    text: str,
+    env: Mapping[str, str],
+    secret_names: Collection[str] | None = None,
+) -> ConnectorSpec:
+    """A spec from its text; `secret_names`, when given, are the ${env:...} Connect can read."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -86,6 +124,7 @@ def parse_spec(path: Path, text: str, env: Mapping[str, str]) -> ConnectorSpec:
     for key, value in config.items():
         where = f"{path}: config.{key}"
         resolved[str(key)] = interpolate(_scalar(value, where), env, where)
+        check_secrets(str(key), resolved[str(key)], secret_names, where)
     if "connector.class" not in resolved:
         raise SpecError(f"{path}: config.connector.class is required")
     resolved["name"] = name
@@ -93,7 +132,10 @@ def parse_spec(path: Path, text: str, env: Mapping[str, str]) -> ConnectorSpec:
 
 
 def load_specs(
-    directory: Path, env: Mapping[str, str], names: list[str] | None = None
+    directory: Path,
+    env: Mapping[str, str],
+    names: list[str] | None = None,
+    secret_names: Collection[str] | None = None,
 ) -> list[ConnectorSpec]:
     """Every spec in `directory` (or the named ones), all parsed before any is used."""
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
@@ -104,4 +146,4 @@ def load_specs(
             known = ", ".join(sorted(by_name)) or "none"
             raise SpecError(f"no spec named {', '.join(missing)} in {directory} (known: {known})")
         files = [by_name[n] for n in names]
-    return [parse_spec(f, f.read_text(encoding="utf-8"), env) for f in files]
+    return [parse_spec(f, f.read_text(encoding="utf-8"), env, secret_names) for f in files]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from connectors.spec import ConnectorSpec
+from headwater.settings import KafkaSettings
 
 _CREATION = "topic.creation.default."
 
@@ -54,19 +55,20 @@ def _routes_topics(config: dict[str, str]) -> bool:
 
 
 def ensure_topics(
-    bootstrap_servers: str, topics: list[PlannedTopic], timeout_s: float = 30.0
+    kafka: KafkaSettings, topics: list[PlannedTopic], timeout_s: float = 30.0
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet on the `kafka` cluster; return the names created."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     if not topics:
         return []
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
+    admin = AdminClient({**kafka.client_config()})
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
-        raise ConnectionError(f"Kafka at {bootstrap_servers} did not answer: {exc}") from exc
+        raise ConnectionError(f"Kafka at {kafka.bootstrap_servers} did not answer: {exc}") from exc
     missing = [t for t in topics if t.name not in existing]
     if not missing:
         return []

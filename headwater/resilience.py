@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,13 +138,3 @@ def _text(raw: bytes | str | None) -> str | None:
     if raw is None or isinstance(raw, str):
         return raw
     return raw.decode("utf-8", errors="backslashreplace")
-
-
-def masked(
-    mapping: dict[str, Any], secret_keys: tuple[str, ...] = ("password", "secret")
-) -> dict[str, Any]:
-    """A copy of a config mapping safe to print: values of secret-looking keys are masked."""
-    return {
-        k: "**********" if any(s in k.lower() for s in secret_keys) else v
-        for k, v in mapping.items()
-    }

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -191,6 +191,9 @@ class ConnectSettings(_Component):
     specs_dir: Path = PROJECT_ROOT / "connectors" / "specs"
     # How long `apply` waits for the connector and its tasks to reach RUNNING.
     apply_timeout_s: float = 90.0
+    # Connect's config.storage.topic: where it keeps connector configs (the local stack's and
+    # compose's name); `apply` purges values a migration replaced from it.
+    configs_topic: str = "headwater-connect-configs"
 
 
 class ElasticsearchSettings(_Component):
@@ -222,7 +225,10 @@ class ElasticsearchSettings(_Component):
         if self.ca_certs is not None:
             import ssl
 
-            options["verify"] = ssl.create_default_context(cafile=str(self.ca_certs))
+            # Before `stack up` made the CA, trust nothing but the system's: verification
+            # fails closed ("certificate verify failed") instead of raising here.
+            cafile = str(self.ca_certs) if self.ca_certs.exists() else None
+            options["verify"] = ssl.create_default_context(cafile=cafile)
         return options
 
 
@@ -312,7 +318,12 @@ class StackSettings(_Component):
             default_shared = cls.model_fields["shared_data_root"].default
             shared = Path(data.get("shared_data_root") or default_shared)
             as_root = os.geteuid() == 0
-            data = {**data, "data_dir": default_data_dir(PROJECT_ROOT, shared, as_root)}
+            data_dir = default_data_dir(PROJECT_ROOT, shared, as_root)
+            # The secured stack keeps its own state: Kafka formatted with its SCRAM user,
+            # Elasticsearch with its keystore and certificates. Switching never mixes them.
+            if TypeAdapter(bool).validate_python(data.get("secure") or False):
+                data_dir = data_dir.with_name(f"{data_dir.name}-secure")
+            data = {**data, "data_dir": data_dir}
         return data
 
 
@@ -331,6 +342,18 @@ def secured_defaults(stack: StackSettings) -> tuple[dict[str, Any], dict[str, An
         "ca_certs": stack.es_http_ca,
     }
     return kafka, es
+
+
+def _secrets_of_environment() -> dict[str, SecretStr]:
+    """HW_*_PASSWORD (etc.) variables of the environment and of .env; the environment wins."""
+    from dotenv import dotenv_values
+
+    from headwater.secrets import secret_env
+
+    env_file = Path(os.environ.get("HW_ENV_FILE", ".env"))
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    merged = {k: v for k, v in from_file.items() if v is not None} | dict(os.environ)
+    return {name: SecretStr(value) for name, value in secret_env(merged.items()).items()}
 
 
 def _with_defaults(cls: type[_Component], defaults: dict[str, Any]) -> Any:
@@ -352,6 +375,9 @@ class Settings(BaseModel):
     stack: StackSettings
     pipelines: PipelinesSettings = Field(default_factory=PipelinesSettings)
     indexes: IndexSettings = Field(default_factory=IndexSettings)
+    # Further secrets of the environment and .env (HW_*_PASSWORD, _SECRET, _TOKEN, _API_KEY),
+    # e.g. the password of a user's own database, for their connectors to reference.
+    extra_secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
     @classmethod
     def load(cls) -> Settings:
@@ -365,20 +391,43 @@ class Settings(BaseModel):
             stack=stack,
             pipelines=PipelinesSettings(),
             indexes=IndexSettings(),
+            extra_secrets=_secrets_of_environment(),
         )
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: getattr(self, name).as_dict() for name in type(self).model_fields}
+        components = [n for n in type(self).model_fields if n != "extra_secrets"]
+        dumped = {name: getattr(self, name).as_dict() for name in components}
+        return dumped | {"extra_secrets": {name: "**********" for name in self.extra_secrets}}
+
+    def secret_values(self) -> dict[str, str]:
+        """Every secret these settings hold, by the variable that sets it: what must not leak."""
+        values = {name: secret.get_secret_value() for name, secret in self.extra_secrets.items()}
+        values["HW_PG_PASSWORD"] = self.postgres.password.get_secret_value()
+        for name, secret in (
+            ("HW_KAFKA_PASSWORD", self.kafka.password),
+            ("HW_ES_PASSWORD", self.elasticsearch.password),
+        ):
+            if secret is not None and secret.get_secret_value():
+                values[name] = secret.get_secret_value()
+        return values
+
+    def connect_env(self) -> dict[str, str]:
+        """What Kafka Connect gets in its environment: the secrets, which connector configs
+        name as ${env:NAME} and Connect resolves at run time (its REST API and its configs
+        topic keep the reference, never the value)."""
+        return self.secret_values()
 
     def interpolation_env(self) -> dict[str, str]:
-        """Values a connector spec may reference as ${NAME}, beyond the process environment."""
+        """Values a connector spec may reference as ${NAME}, beyond the process environment.
+
+        No secret: a spec names a secret as ${env:NAME}, resolved by Connect itself.
+        """
         pg, kafka = self.postgres, self.kafka
         return {
             "HW_PG_HOST": pg.host,
             "HW_PG_CONNECT_HOST": pg.connect_host,
             "HW_PG_PORT": str(pg.port),
             "HW_PG_USER": pg.user,
-            "HW_PG_PASSWORD": pg.password.get_secret_value(),
             "HW_PG_SOURCE_DB": pg.source_db,
             "HW_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
             "HW_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,

@@ -13,6 +13,10 @@ import pytest
 from headwater.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SECURE = os.environ.get("HW_STACK_SECURE", "").lower() in ("1", "true", "yes")
+
+# tests/secure/ needs the secured stack (scripts/test.sh starts one and runs it there).
+collect_ignore_glob = [] if SECURE else ["secure/*"]
 
 # Modules that stop and start the shared stack run last, so they cannot pull it from under
 # the other integration tests.

@@ -273,7 +273,9 @@ def locate(
     from connectors.spec import load_specs
 
     specs = load_specs(settings.connect.specs_dir, settings.interpolation_env())
-    binding = bind(pipelines, specs, settings.postgres)[declaration.source]
+    binding = bind(pipelines, specs, settings.postgres, settings.secret_values())[
+        declaration.source
+    ]
     spec = next(s for s in specs if s.name == binding.connector)
     return MirrorSource(binding.topic, binding.dsn, spec.config.get("slot.name", "debezium"))
 

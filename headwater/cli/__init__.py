@@ -43,6 +43,7 @@ def _register() -> None:
     from headwater.cli.db import app as db_app
     from headwater.cli.pipelines import app as pipelines_app
     from headwater.cli.run import run, stop
+    from headwater.cli.secrets import app as secrets_app
     from headwater.cli.workload import generate
     from headwater.stack.cli import app as stack_app
     from indexers.cli import indexers_app, search, verify_app
@@ -63,6 +64,7 @@ def _register() -> None:
     app.add_typer(bench_app, name="bench")
     app.add_typer(batch_app, name="batch")
     app.add_typer(dashboards_app, name="dashboards")
+    app.add_typer(secrets_app, name="secrets")
 
 
 def main() -> None:

@@ -13,6 +13,13 @@ from headwater.stack.layout import StackLayout
 
 DEBEZIUM_POSTGRES_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 CONNECT_GROUP_ID = "headwater-connect"
+# How Kafka and Connect processes name the Kafka password they get in their environment; their
+# files hold this reference, which Kafka's EnvVarConfigProvider resolves at start-up.
+KAFKA_PASSWORD_REF = "${env:HW_KAFKA_PASSWORD}"
+ENV_PROVIDER = "org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+FILE_PROVIDER = "org.apache.kafka.common.config.provider.FileConfigProvider"
+# Elasticsearch's HTTP certificate and key, relative to its config directory (secure mode).
+ES_CERTS = {"ca": "certs/http_ca.crt", "cert": "certs/http.crt", "key": "certs/http.key"}
 
 
 def host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -88,18 +95,48 @@ def log4j2_properties() -> str:
 
 
 def kafka_server_properties(settings: Settings, layout: StackLayout) -> str:
+    """One KRaft node. Secure mode: the client listener takes SASL/SCRAM, the controller's
+    SASL/PLAIN (KRaft keeps SCRAM users in the metadata the controller serves), and the
+    password is a reference to the broker's environment, never in the file."""
     host, port = host_port(settings.kafka.bootstrap_servers.split(",")[0], 9092)
     controller = f"{host}:{settings.stack.kafka_controller_port}"
+    # The plain listener keeps the name existing data directories were formatted with.
+    client = "CLIENT" if settings.stack.secure else "PLAINTEXT"
+    listeners = f"{client}://{host}:{port},CONTROLLER://{controller}"
+    values: dict[str, object] = {
+        "process.roles": "broker,controller",
+        "node.id": 1,
+        "controller.quorum.bootstrap.servers": controller,
+        "listeners": listeners,
+        "advertised.listeners": listeners,
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    }
+    if settings.stack.secure:
+        user, mechanism = settings.stack.kafka_user, settings.kafka.sasl_mechanism
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        login = f'username="{user}" password="{KAFKA_PASSWORD_REF}"'
+        values |= {
+            "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": mechanism,
+            "sasl.mechanism.inter.broker.protocol": mechanism,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            f"listener.name.client.{mechanism.lower()}.sasl.jaas.config": (
+                f"{scram} required {login};"
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required {login} user_{user}="{KAFKA_PASSWORD_REF}";'
+            ),
+            "config.providers": "env",
+            "config.providers.env.class": ENV_PROVIDER,
+            "config.providers.env.param.allowlist.pattern": "^HW_KAFKA_PASSWORD$",
+        }
     return properties(
-        {
-            "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.bootstrap.servers": controller,
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{controller}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        values
+        | {
             "log.dirs": layout.kafka_log_dir,
             "num.partitions": 3,
             "auto.create.topics.enable": "true",
@@ -116,18 +153,46 @@ def kafka_server_properties(settings: Settings, layout: StackLayout) -> str:
     )
 
 
+def kafka_scram_args(settings: Settings) -> str:
+    """`kafka-storage format` arguments creating the SCRAM user, for a 0600 @argfile: the
+    password stays off the command line. Generated passwords are URL-safe tokens."""
+    password = settings.kafka.password.get_secret_value() if settings.kafka.password else ""
+    if not password or any(c in password for c in ',[]="\\ \n'):
+        raise ValueError(
+            'HW_KAFKA_PASSWORD must be set and free of , [ ] = " \\ and spaces for the '
+            "secured stack (`make setup` writes a generated one)"
+        )
+    user, mechanism = settings.stack.kafka_user, settings.kafka.sasl_mechanism
+    return f"--add-scram\n{mechanism}=[name={user},password={password}]\n"
+
+
 def connect_worker_properties(settings: Settings, layout: StackLayout) -> str:
+    """Connect's worker. Connector configs name secrets as ${env:NAME} (or ${file:...}), which
+    the providers here resolve at run time from the secrets Connect gets in its environment
+    (only HW_ variables); in secure mode the worker and the clients it makes for connectors
+    authenticate to Kafka the same way."""
     host, port = host_port(settings.connect.url, 8083)
     json = "org.apache.kafka.connect.json.JsonConverter"
+    security = settings.kafka.java_client_properties(KAFKA_PASSWORD_REF)
+    clients = {
+        f"{prefix}{key}": value
+        for prefix in ("", "producer.", "consumer.", "admin.")
+        for key, value in security.items()
+    }
     return properties(
-        {
+        clients
+        | {
+            "config.providers": "env,file",
+            "config.providers.env.class": ENV_PROVIDER,
+            "config.providers.env.param.allowlist.pattern": "^HW_.*",
+            "config.providers.file.class": FILE_PROVIDER,
             "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": CONNECT_GROUP_ID,
             "key.converter": json,
             "value.converter": json,
             "key.converter.schemas.enable": "false",
             "value.converter.schemas.enable": "false",
-            "config.storage.topic": f"{CONNECT_GROUP_ID}-configs",
+            "config.storage.topic": settings.connect.configs_topic,
             "offset.storage.topic": f"{CONNECT_GROUP_ID}-offsets",
             "status.storage.topic": f"{CONNECT_GROUP_ID}-status",
             "config.storage.replication.factor": 1,
@@ -158,10 +223,25 @@ def elasticsearch_yml(settings: Settings, layout: StackLayout) -> str:
         "transport.port: 9300-9400\n"
         f"path.data: {es_dir / 'data'}\n"
         f"path.logs: {es_dir / 'logs'}\n"
-        "xpack.security.enabled: false\n"
+        f"{elasticsearch_security(settings.stack.secure)}"
         # A dev machine's disk filling up must not turn every index read-only.
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
         "action.destructive_requires_name: false\n"
+    )
+
+
+def elasticsearch_security(secure: bool) -> str:
+    """Security off; or on, with TLS on HTTP from the certificates `stack up` makes. The
+    transport layer stays plain: one node on loopback, which single-node discovery allows."""
+    if not secure:
+        return "xpack.security.enabled: false\n"
+    return (
+        "xpack.security.enabled: true\n"
+        "xpack.security.http.ssl.enabled: true\n"
+        f"xpack.security.http.ssl.certificate: {ES_CERTS['cert']}\n"
+        f"xpack.security.http.ssl.key: {ES_CERTS['key']}\n"
+        f"xpack.security.http.ssl.certificate_authorities: [{ES_CERTS['ca']}]\n"
+        "xpack.security.transport.ssl.enabled: false\n"
     )
 
 

@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from headwater.settings import Settings
-from headwater.stack import analysis_plugin, config, procs, system
+from headwater.stack import analysis_plugin, config, procs, system, tls
 from headwater.stack.install import COMPLETE_MARKER
 from headwater.stack.layout import SERVICE_NAMES, StackLayout
 from headwater.stack.probes import PROBES, elasticsearch_plugins
@@ -306,30 +306,65 @@ class Stack:
         props, log4j2 = self._kafka_files(
             "kafka", config.kafka_server_properties(self.settings, lay)
         )
-        java, env = self.java(), child_env()
-        if not (lay.kafka_log_dir / "meta.properties").exists():
-            cluster_id = config.new_kafka_cluster_id()
-            self._run_logged(
-                "kafka",
-                [
-                    str(java),
-                    f"-Dlog4j2.configurationFile={log4j2}",
-                    "-cp",
-                    "libs/*",
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "--standalone",
-                    "--ignore-formatted",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(props),
-                ],
-                cwd=lay.kafka_home,
-                env=env,
+        secure = self.settings.stack.secure
+        java, env = self.java(), child_env(self._kafka_secrets())
+        scram_marker = lay.service_dir("kafka") / "scram-users"
+        formatted = (lay.kafka_log_dir / "meta.properties").exists()
+        if formatted and secure and not scram_marker.exists():
+            raise StackError(
+                f"the Kafka data in {lay.kafka_log_dir} was formatted without SASL users, so "
+                "the secured stack cannot start on it; use another HW_STACK_DATA_DIR for the "
+                "secured stack (or remove that directory to start afresh)"
             )
+        if not formatted:
+            with self._private_argfile(
+                config.kafka_scram_args(self.settings) if secure else ""
+            ) as args:
+                self._run_logged(
+                    "kafka",
+                    [
+                        str(java),
+                        f"-Dlog4j2.configurationFile={log4j2}",
+                        "-cp",
+                        "libs/*",
+                        "kafka.tools.StorageTool",
+                        "format",
+                        "--standalone",
+                        "--ignore-formatted",
+                        "-t",
+                        config.new_kafka_cluster_id(),
+                        "-c",
+                        str(props),
+                        *([f"@{args}"] if secure else []),
+                    ],
+                    cwd=lay.kafka_home,
+                    env=env,
+                )
+            if secure:
+                scram_marker.write_text(f"{self.settings.stack.kafka_user}\n")
         argv = config.kafka_java_command(java, stack.kafka_heap, "kafka.Kafka", props, log4j2)
         return Started("kafka", time.monotonic(), self._spawn("kafka", argv, lay.kafka_home, env))
+
+    def _kafka_secrets(self) -> dict[str, str]:
+        """The environment entry Kafka and Connect resolve ${env:HW_KAFKA_PASSWORD} from."""
+        password = self.settings.kafka.password
+        if not self.settings.stack.secure or password is None:
+            return {}
+        return {"HW_KAFKA_PASSWORD": password.get_secret_value()}
+
+    @contextlib.contextmanager
+    def _private_argfile(self, text: str) -> Iterator[Path]:
+        """A 0600 file for java's @argfile, removed afterwards: secrets stay off command lines."""
+        run_dir = self.layout.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".args-", dir=run_dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            yield Path(name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
     def _start_connect(self) -> Started:
         lay, stack = self.layout, self.settings.stack
@@ -343,7 +378,9 @@ class Stack:
             props,
             log4j2,
         )
-        popen = self._spawn("connect", argv, lay.kafka_home, child_env())
+        # Connector configs name secrets as ${env:NAME}; Connect resolves them from here.
+        env = child_env(self.settings.connect_env() | self._kafka_secrets())
+        popen = self._spawn("connect", argv, lay.kafka_home, env)
         return Started("connect", time.monotonic(), popen)
 
     def _start_elasticsearch(self) -> Started:
@@ -359,6 +396,8 @@ class Stack:
         )
         for sub in ("data", "logs", "tmp"):
             (base / sub).mkdir(exist_ok=True)
+        if self.settings.stack.secure:
+            self._ensure_certificates(conf)
         system.chown(base, user, recursive=True)
         env = child_env(
             {
@@ -369,9 +408,49 @@ class Stack:
             user=user,
         )
         env.pop("ES_JAVA_OPTS", None)
+        if self.settings.stack.secure:
+            self._set_bootstrap_password(env, base)
         argv = self._as_user([str(lay.elasticsearch_home / "bin" / "elasticsearch")])
         popen = self._spawn("elasticsearch", argv, base, env)
         return Started("elasticsearch", time.monotonic(), popen)
+
+    def _ensure_certificates(self, conf: Path) -> None:
+        """A CA and an HTTP certificate for Elasticsearch; kept while they cover the host."""
+        host, _ = config.host_port(self.settings.elasticsearch.url, 9200)
+        hosts = [host]
+        paths = {role: conf / rel for role, rel in config.ES_CERTS.items()}
+        if all(path.exists() for path in paths.values()) and tls.cert_covers(
+            paths["cert"].read_bytes(), paths["ca"].read_bytes(), hosts
+        ):
+            return
+        ca = tls.new_ca()
+        server = tls.new_server_cert(ca, hosts)
+        tls.write_private(paths["key"], server.key)
+        paths["cert"].write_bytes(server.cert)
+        paths["ca"].write_bytes(ca.cert)  # the CA's key is not kept: nothing else is signed
+
+    def _set_bootstrap_password(self, env: dict[str, str], base: Path) -> None:
+        """The `elastic` user's password, in Elasticsearch's keystore (read from stdin)."""
+        es = self.settings.elasticsearch
+        if es.password is None:
+            raise StackError("HW_ES_PASSWORD must be set for the secured stack (`make setup`)")
+        tool = str(self.layout.elasticsearch_home / "bin" / "elasticsearch-keystore")
+        if not (self.layout.elasticsearch_conf / "elasticsearch.keystore").exists():
+            self._run_logged("elasticsearch", self._as_user([tool, "create"]), cwd=base, env=env)
+        log = self._log("elasticsearch")
+        with log.open("ab") as out:
+            proc = subprocess.run(
+                self._as_user([tool, "add", "--force", "--stdin", "bootstrap.password"]),
+                input=es.password.get_secret_value().encode(),
+                cwd=base,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if proc.returncode != 0:
+            raise ServiceFailed(
+                "elasticsearch", f"elasticsearch-keystore exited {proc.returncode}", log
+            )
 
     def _starter(self, name: str) -> Callable[[], Started]:
         return {

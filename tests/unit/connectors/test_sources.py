@@ -34,7 +34,7 @@ CONFIG = {
     "database.hostname": "postgres",
     "database.port": "5432",
     "database.user": "u",
-    "database.password": "s3cret",
+    "database.password": "${env:HW_PG_PASSWORD}",
     "database.dbname": "shop",
     "topic.prefix": "shop",
     "table.include.list": "public.products, public.reviews,public.orders",
@@ -107,16 +107,19 @@ def pipelines(
     return Pipelines(indexes={"products": products}, mirrors=mirrors)
 
 
+SECRETS = {"HW_PG_PASSWORD": "s3cret"}
+
+
 def problems_of(found: Pipelines, specs: list[ConnectorSpec], pg: PostgresSettings) -> list[str]:
     with pytest.raises(DeclarationError) as err:
-        bind(found, specs, pg)
+        bind(found, specs, pg, SECRETS)
     return err.value.problems
 
 
 def test_a_source_binds_to_its_topic_and_database(
     spec: SpecFactory, postgres: PostgresSettings
 ) -> None:
-    bindings = bind(pipelines(mirror="public.orders"), [spec()], postgres)
+    bindings = bind(pipelines(mirror="public.orders"), [spec()], postgres, SECRETS)
     products = bindings[Source(connector="shop-source", table="public.products")]
     assert products.connector == "shop-source"
     assert products.topic == "shop.public.products"
@@ -131,7 +134,7 @@ def test_a_source_binds_to_its_topic_and_database(
 def test_a_host_other_than_the_connect_host_is_kept(
     spec: SpecFactory, postgres: PostgresSettings
 ) -> None:
-    bindings = bind(pipelines(), [spec(database__hostname="db.internal")], postgres)
+    bindings = bind(pipelines(), [spec(database__hostname="db.internal")], postgres, SECRETS)
     (binding,) = bindings.values()
     assert binding.dsn.startswith("host=db.internal port=5432 ")
 
@@ -144,13 +147,13 @@ def test_summary_sources_are_bound_too(spec: SpecFactory, postgres: PostgresSett
         "parent_key": "product_id",
         "fields": {"review_count": {"op": "count"}},
     }
-    bindings = bind(pipelines(summary=summary), [spec()], postgres)
+    bindings = bind(pipelines(summary=summary), [spec()], postgres, SECRETS)
     assert {b.topic for b in bindings.values()} == {"shop.public.products", "shop.public.reviews"}
 
 
 def test_the_shop_declarations_bind_to_the_shop_connector(postgres: PostgresSettings) -> None:
     specs = load_specs(ROOT / "connectors" / "specs", ENV)
-    bindings = bind(load(ROOT / "pipelines"), specs, postgres)
+    bindings = bind(load(ROOT / "pipelines"), specs, postgres, SECRETS)
     assert {s.table: b.topic for s, b in bindings.items()} == {
         "public.products": "shop.public.products",
         "public.reviews": "shop.public.reviews",
@@ -241,7 +244,7 @@ def test_a_flattening_transform_later_in_the_chain_counts(
         transforms="route, unwrap",
         transforms__route__type="io.debezium.transforms.ByLogicalTableRouter",
     )
-    assert len(bind(pipelines(), [shop], postgres)) == 1
+    assert len(bind(pipelines(), [shop], postgres, SECRETS)) == 1
 
 
 def test_problems_of_several_connectors_are_all_reported(

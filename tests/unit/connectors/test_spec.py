@@ -10,7 +10,6 @@ ENV = {
     "HW_PG_CONNECT_HOST": "db",
     "HW_PG_PORT": "5432",
     "HW_PG_USER": "u",
-    "HW_PG_PASSWORD": "s3cret",
     "HW_PG_SOURCE_DB": "shop",
     "HW_KAFKA_TOPIC_PREFIX": "shop",
 }
@@ -25,19 +24,43 @@ def test_interpolate_names_a_missing_variable() -> None:
         interpolate("${MISSING}", {}, "here")
 
 
-def test_shipped_specs_parse_and_resolve_every_variable() -> None:
-    specs = load_specs(SPECS_DIR, ENV)
+def test_shipped_specs_resolve_every_variable_but_leave_the_secret_to_connect() -> None:
+    specs = load_specs(SPECS_DIR, ENV, secret_names={"HW_PG_PASSWORD"})
     assert [s.name for s in specs] == ["shop-source"]
     config = specs[0].config
-    assert config["database.password"] == "s3cret"
+    assert config["database.password"] == "${env:HW_PG_PASSWORD}"
     assert config["name"] == "shop-source"
-    assert not any("${" in v for v in config.values())
+    assert [k for k, v in config.items() if "${" in v] == ["database.password"]
 
 
 def test_safe_config_masks_the_password() -> None:
     spec = load_specs(SPECS_DIR, ENV)[0]
     assert spec.safe_config()["database.password"] == "**********"
-    assert "s3cret" not in str(spec.safe_config())
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("hunter2-hunter2", "holds a secret in clear"),
+        ("${HW_PG_PASSWORD}", "write ${env:HW_PG_PASSWORD}"),
+        ("${vault:secret/db:password}", "unknown config provider 'vault'"),
+        ("${env:HW_OTHER_PASSWORD}", "${env:HW_OTHER_PASSWORD} is not a secret Connect is given"),
+    ],
+)
+def test_a_secret_is_only_ever_a_reference_connect_can_resolve(value: str, message: str) -> None:
+    text = f"name: role\nconfig: {{connector.class: X, database.password: '{value}'}}"
+    env = {**ENV, "HW_PG_PASSWORD": "s3cret-value"}
+    with pytest.raises(SpecError) as err:
+        parse_spec(Path("role.yaml"), text, env, secret_names={"HW_PG_PASSWORD"})
+    assert "config.database.password" in str(err.value)
+    assert message in str(err.value)
+    assert "s3cret-value" not in str(err.value)
+
+
+def test_a_file_reference_is_kept_for_connect() -> None:
+    text = "name: role\nconfig: {connector.class: X, api.token: '${file:/run/s.properties:t}'}"
+    spec = parse_spec(Path("role.yaml"), text, ENV, secret_names=set())
+    assert spec.config["api.token"] == "${file:/run/s.properties:t}"
 
 
 def _parse(text: str, name: str = "role") -> None:

@@ -8,7 +8,6 @@ from headwater.resilience import (
     CircuitOpen,
     DeadLetter,
     RetryPolicy,
-    masked,
 )
 
 
@@ -82,10 +81,3 @@ def test_dead_letter_keeps_the_record_and_says_where() -> None:
     assert data["key"] == '{"id":1}'
     assert data["value"] == "\\xffbad"
     assert data["error"] == "value is not JSON"
-
-
-def test_masked_hides_secret_looking_keys() -> None:
-    assert masked({"database.password": "x", "user": "u"}) == {
-        "database.password": "**********",
-        "user": "u",
-    }

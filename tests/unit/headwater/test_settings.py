@@ -86,6 +86,7 @@ def no_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Monke
 
     for name in [n for n in os.environ if n.startswith("HW_")]:
         monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # the settings classes read ./.env: there is none here
     monkeypatch.setenv("HW_ENV_FILE", str(tmp_path / "absent.env"))
     monkeypatch.setenv("HW_PG_PASSWORD", "pg-secret")
     return monkeypatch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from headwater.settings import (
     ConnectSettings,
@@ -119,3 +120,81 @@ def test_kafka_cluster_ids_are_22_char_base64url_and_unique() -> None:
     ids = {config.new_kafka_cluster_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(len(i) == 22 and "=" not in i and "+" not in i and "/" not in i for i in ids)
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Settings:
+    return Settings(
+        postgres=PostgresSettings(password="s3cret-pw"),
+        kafka=KafkaSettings(
+            security_protocol="SASL_PLAINTEXT", username="headwater", password="kafka-s3cret"
+        ),
+        connect=ConnectSettings(),
+        elasticsearch=ElasticsearchSettings(url="https://127.0.0.1:9200"),
+        stack=StackSettings(data_dir=tmp_path / "data", secure=True),
+    )
+
+
+def test_secure_kafka_authenticates_every_listener_without_the_password_in_its_file(
+    secure: Settings,
+) -> None:
+    text = config.kafka_server_properties(secure, StackLayout.of(secure.stack))
+    props = parse_properties(text)
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT"
+    )
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["inter.broker.listener.name"] == "CLIENT"
+    jaas = props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    assert 'password="${env:HW_KAFKA_PASSWORD}"' in jaas
+    assert props["config.providers.env.param.allowlist.pattern"] == "^HW_KAFKA_PASSWORD$"
+    assert "kafka-s3cret" not in text
+
+
+def test_plain_kafka_keeps_the_listener_name_existing_data_was_formatted_with(
+    settings: Settings,
+) -> None:
+    props = parse_properties(
+        config.kafka_server_properties(settings, StackLayout.of(settings.stack))
+    )
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    assert "sasl.enabled.mechanisms" not in props
+
+
+def test_the_scram_user_is_made_from_an_argfile_and_a_bad_password_is_refused(
+    secure: Settings,
+) -> None:
+    assert config.kafka_scram_args(secure) == (
+        "--add-scram\nSCRAM-SHA-512=[name=headwater,password=kafka-s3cret]\n"
+    )
+    odd = secure.model_copy(
+        update={"kafka": secure.kafka.model_copy(update={"password": SecretStr("a,b]")})}
+    )
+    with pytest.raises(ValueError, match="HW_KAFKA_PASSWORD"):
+        config.kafka_scram_args(odd)
+
+
+def test_connect_resolves_secrets_from_its_environment_and_authenticates_its_clients(
+    secure: Settings, settings: Settings
+) -> None:
+    text = config.connect_worker_properties(secure, StackLayout.of(secure.stack))
+    props = parse_properties(text)
+    assert props["config.providers"] == "env,file"
+    assert props["config.providers.env.param.allowlist.pattern"] == "^HW_.*"
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert props[f"{prefix}security.protocol"] == "SASL_PLAINTEXT"
+        assert "${env:HW_KAFKA_PASSWORD}" in props[f"{prefix}sasl.jaas.config"]
+    assert "kafka-s3cret" not in text
+    plain = parse_properties(
+        config.connect_worker_properties(settings, StackLayout.of(settings.stack))
+    )
+    assert plain["config.providers"] == "env,file"
+    assert not any(key.endswith("sasl.jaas.config") for key in plain)
+
+
+def test_secure_elasticsearch_serves_tls_from_the_generated_files(secure: Settings) -> None:
+    text = config.elasticsearch_yml(secure, StackLayout.of(secure.stack))
+    assert "xpack.security.enabled: true" in text
+    assert "xpack.security.http.ssl.enabled: true" in text
+    assert f"xpack.security.http.ssl.key: {config.ES_CERTS['key']}" in text
+    assert "xpack.security.enabled: false" not in text
