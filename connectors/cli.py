@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import typer
+from confluent_kafka import KafkaException
 
 from connectors.client import ConnectClient, ConnectError, last_error, summary
-from connectors.purge import PurgeError, purge
+from connectors.purge import PurgeError, holding, purge
 from connectors.spec import ConnectorSpec, SpecError, load_specs
 from connectors.topics import ensure_topics, planned_topics
 from headwater.console import console, fail, print_json, print_table
@@ -77,49 +78,59 @@ def apply(
     with ConnectClient(settings.connect.url) as client:
         try:
             _validate_all(client, specs)
+            replaced: list[str] = []
             for spec in specs:
                 _ensure_topics(settings, spec)
                 live = client.config(spec.name) or {}
-                replaced = [v for k, v in live.items() if holds_clear_secret(k, str(v))]
+                replaced += [v for k, v in live.items() if holds_clear_secret(k, str(v))]
                 client.put(spec)
                 if last_error(client.status(spec.name)):
                     # An unchanged config does not restart a failed connector; apply does.
                     client.restart(spec.name)
-                if replaced:
-                    _purge(settings, client, spec, replaced)
                 if wait:
                     with console.status(f"waiting for {spec.name} to be RUNNING"):
                         status = client.wait_running(spec.name, settings.connect.apply_timeout_s)
                     console.print(f"[green]✓[/] {spec.name} applied: {summary(status)}")
                 else:
                     console.print(f"[green]✓[/] {spec.name} applied")
+            _purge_replaced(settings, client, specs[-1], replaced)
         except ConnectError as exc:
             fail(str(exc))
 
 
-def _purge(
+def _purge_replaced(
     settings: Settings, client: ConnectClient, spec: ConnectorSpec, replaced: list[str]
 ) -> None:
-    """The connector held secrets in clear: drop them from Connect's configs topic now."""
+    """Drop secrets that configs held in clear (now, or before an earlier apply made them
+    references) from Connect's configs topic, where compaction alone may keep them for days."""
     topic = settings.connect.configs_topic
+    # Known secrets are redacted to their reference; a replaced value of unknown name, masked.
+    secrets = settings.secret_values() | {
+        f"?{i}": v for i, v in enumerate(replaced) if v not in settings.secret_values().values()
+    }
+    try:
+        left = holding(settings.kafka, topic, secrets).records
+    except KafkaException as exc:
+        console.print(f"[yellow]![/] could not read {topic} to look for old secrets: {exc}")
+        return
+    if not left:
+        return
     console.print(
-        f"[yellow]![/] {spec.name} held {len(replaced)} secret(s) in clear; they are now "
-        f"references, and the old values are being purged from {topic}"
+        f"[yellow]![/] {left} record(s) of {topic} hold a secret in clear (configs from before "
+        "secrets were references); purging them"
     )
-    with console.status(f"purging replaced values from {topic}") as status:
+    with console.status(f"purging secrets from {topic}") as status:
         try:
             took = purge(
                 settings.kafka,
                 topic,
-                replaced,
+                secrets,
                 lambda: client.put(spec),
-                on_wait=lambda left: status.update(
-                    f"purging replaced values from {topic}: {left} record(s) left"
-                ),
+                on_wait=lambda n: status.update(f"purging {topic}: {n} record(s) left"),
             )
         except PurgeError as exc:
-            fail(f"{spec.name}: {exc}")
-    console.print(f"[green]✓[/] {spec.name}: old values purged from {topic} in {took:.0f}s")
+            fail(str(exc))
+    console.print(f"[green]✓[/] secrets purged from {topic} in {took:.0f}s")
 
 
 def _ensure_topics(settings: Settings, spec: ConnectorSpec) -> None:

@@ -1,20 +1,24 @@
-"""Purging replaced connector configs from Connect's configs topic.
+"""Purging secrets from Connect's configs topic once configs name them by reference.
 
-When `apply` turns a secret that a connector config held in clear into a `${env:NAME}`
-reference, the old config is still in Connect's configs topic: it is compacted, but Kafka
-only compacts segments that are no longer written to, and with the defaults that can take a
-week. `purged` makes it happen now: for the duration of the migration the topic rolls its
-segment at every write and is compacted at once, the new config is written twice (so that it
-sits in a closed segment too, where the cleaner sees that it replaces the old one), and the
-topic is read back until no record holds the old values. Then the topic's settings are put
-back.
+A connector config that held a secret in clear leaves it in Connect's configs topic after the
+config became a `${env:NAME}` reference: the topic is compacted, but Kafka compacts only
+segments no longer written to, which with the defaults can take a week; and the task configs
+of a connector deleted before the migration are never rewritten, so they keep the secret for
+good. `purge` handles both:
+- a record that is still the newest of its key and holds a secret (such a task config) is
+  superseded by a redacted copy, the secret replaced by its reference;
+- for the duration, the topic rolls its segment at every write and is compacted at once, and
+  a config is written again until the cleaner has dropped every record holding a secret.
+Then the topic's settings are put back.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from headwater.settings import KafkaSettings
@@ -26,10 +30,39 @@ PURGE_OVERRIDES = {
     "min.compaction.lag.ms": "0",
     "file.delete.delay.ms": "0",
 }
+MASK = "**********"
 
 
 class PurgeError(RuntimeError):
-    """The old values were still readable when the purge gave up."""
+    """Old values were still readable when the purge gave up."""
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What a read of the topic found: records holding a secret, and the newest of each key."""
+
+    records: int
+    newest: dict[bytes, bytes]  # key -> value, where the key's newest record holds a secret
+
+
+def redacted(value: bytes, secrets: Mapping[str, str]) -> bytes:
+    """A JSON record with every secret replaced by `${env:NAME}` (or a mask for `?` names)."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, str):
+            for name, secret in secrets.items():
+                if secret and secret in node:
+                    node = node.replace(
+                        secret, MASK if name.startswith("?") else f"${{env:{name}}}"
+                    )
+            return node
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return json.dumps(clean(json.loads(value)), separators=(",", ":")).encode()
 
 
 def _alter(admin: Any, topic: str, values: dict[str, str], operation: Any) -> None:
@@ -56,8 +89,8 @@ def compacting_now(kafka: KafkaSettings, topic: str) -> Iterator[None]:
         _alter(admin, topic, dict.fromkeys(PURGE_OVERRIDES, ""), AlterConfigOpType.DELETE)
 
 
-def records_holding(kafka: KafkaSettings, topic: str, values: list[str]) -> int:
-    """How many records of `topic`, read from its start to its end, contain any of `values`."""
+def holding(kafka: KafkaSettings, topic: str, secrets: Mapping[str, str]) -> Holding:
+    """Read `topic` from its start to its end: the records that contain any of `secrets`."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -68,7 +101,9 @@ def records_holding(kafka: KafkaSettings, topic: str, values: list[str]) -> int:
             "enable.partition.eof": True,
         }
     )
-    needles = [v.encode() for v in values if v]
+    needles = [v.encode() for v in secrets.values() if v]
+    newest: dict[bytes, bytes | None] = {}
+    found = 0
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {}
@@ -76,10 +111,8 @@ def records_holding(kafka: KafkaSettings, topic: str, values: list[str]) -> int:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 ends[p] = high
-        if not ends:
-            return 0
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        found, done = 0, set[int]()
+        done = set[int]()
         deadline = time.monotonic() + 30
         while len(done) < len(ends) and time.monotonic() < deadline:
             message = consumer.poll(1.0)
@@ -90,36 +123,54 @@ def records_holding(kafka: KafkaSettings, topic: str, values: list[str]) -> int:
                 if error.code() == KafkaError._PARTITION_EOF:
                     done.add(partition)
                 continue
-            value = message.value() or b""
-            found += any(needle in value for needle in needles)
+            value = message.value()
+            secret = value is not None and any(needle in value for needle in needles)
+            found += secret
+            newest[message.key() or b""] = value if secret else None
             if (message.offset() or 0) + 1 >= ends[partition]:
                 done.add(partition)
-        return found
     finally:
         consumer.close()
+    return Holding(found, {k: v for k, v in newest.items() if v is not None})
+
+
+def _supersede(
+    kafka: KafkaSettings, topic: str, records: dict[bytes, bytes], secrets: Mapping[str, str]
+) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({**kafka.client_config(), "acks": "all"})
+    for key, value in records.items():
+        producer.produce(topic, key=key, value=redacted(value, secrets))
+    if producer.flush(30):
+        raise PurgeError(f"could not write redacted copies to {topic}")
 
 
 def purge(
     kafka: KafkaSettings,
     topic: str,
-    old_values: list[str],
+    secrets: Mapping[str, str],
     write: Callable[[], object],
     timeout_s: float = 120.0,
     on_wait: Callable[[int], None] = lambda n: None,
 ) -> float:
-    """Write the new config until no record of `topic` holds `old_values`; the seconds it took.
+    """Drop every record of `topic` holding one of `secrets` (name -> value); the seconds it took.
 
-    Each write rolls the segment before it, so the records of the previous write sit in a
-    closed segment, where the cleaner sees that they replace the old ones. Raises PurgeError
-    when old values are still readable at the end.
+    `write` makes Connect write a config (an idempotent PUT): each write rolls the segment
+    before it, so what was written before sits in a closed segment, where the cleaner sees what
+    it replaces. Raises PurgeError when old values are still readable at the end.
     """
     started = time.monotonic()
     with compacting_now(kafka, topic):
+        newest = holding(kafka, topic, secrets).newest
+        if newest:
+            time.sleep(0.3)
+            _supersede(kafka, topic, newest, secrets)
         while True:
             time.sleep(0.3)  # the open segment is older than segment.ms: the next write rolls
             write()
             time.sleep(2.0)
-            left = records_holding(kafka, topic, old_values)
+            left = holding(kafka, topic, secrets).records
             if left == 0:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout_s:

@@ -64,7 +64,8 @@ def ensure_topics(
     if not topics:
         return []
     # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
-    admin = AdminClient({**kafka.client_config()})
+    # log_level 4: no INFO lines from librdkafka on our output.
+    admin = AdminClient({**kafka.client_config(), "log_level": 4})
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:

@@ -199,3 +199,23 @@ def test_elasticsearch_is_the_full_official_image(compose: dict[str, Any]) -> No
     assert name == "docker.elastic.co/elasticsearch/elasticsearch"
     default = StackSettings.model_fields["elasticsearch_version"].default
     assert tag == f"${{HW_STACK_ELASTICSEARCH_VERSION:-{default}}}"
+
+
+def test_compose_connect_resolves_every_secret_the_connector_files_reference() -> None:
+    from connectors.spec import load_specs
+    from headwater.secrets import references
+
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    environment = compose["services"]["connect"]["environment"]
+    assert environment["CONNECT_CONFIG_PROVIDERS"] == "env,file"
+    assert environment["CONNECT_CONFIG_PROVIDERS_ENV_CLASS"].endswith("EnvVarConfigProvider")
+    env = {name: "x" for name in settings_variables()}
+    names = {
+        ref.key
+        for spec in load_specs(PROJECT_ROOT / "connectors" / "specs", env)
+        for value in spec.config.values()
+        for ref in references(value)
+        if ref.provider == "env"
+    }
+    assert names == {"HW_PG_PASSWORD"}
+    assert all(name in environment for name in names)

@@ -97,3 +97,18 @@ def test_scalars_become_strings() -> None:
 def test_unknown_spec_name_lists_known_ones() -> None:
     with pytest.raises(SpecError, match="known: shop-source"):
         load_specs(SPECS_DIR, ENV, ["nope"])
+
+
+def test_a_redacted_record_names_the_secret_by_reference() -> None:
+    import json
+
+    from connectors.purge import redacted
+
+    record = json.dumps(
+        {"properties": {"database.password": "s3cret-value", "jaas": 'password="s3cret-value"'}}
+    ).encode()
+    out = json.loads(redacted(record, {"HW_PG_PASSWORD": "s3cret-value", "?0": "unused"}))
+    assert out["properties"]["database.password"] == "${env:HW_PG_PASSWORD}"
+    assert out["properties"]["jaas"] == 'password="${env:HW_PG_PASSWORD}"'
+    masked_out = redacted(record, {"?0": "s3cret-value"})
+    assert b"s3cret-value" not in masked_out and b"**********" in masked_out
