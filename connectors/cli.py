@@ -84,7 +84,7 @@ def apply(
                 live = client.config(spec.name) or {}
                 replaced += [v for k, v in live.items() if holds_clear_secret(k, str(v))]
                 client.put(spec)
-                if last_error(client.status(spec.name)):
+                if _failed(client, spec.name):
                     # An unchanged config does not restart a failed connector; apply does.
                     client.restart(spec.name)
                 if wait:
@@ -96,6 +96,14 @@ def apply(
             _purge_replaced(settings, client, specs[-1], replaced)
         except ConnectError as exc:
             fail(str(exc))
+
+
+def _failed(client: ConnectClient, name: str) -> bool:
+    """Whether the connector or a task is FAILED; a connector just created has no status yet."""
+    try:
+        return last_error(client.status(name)) is not None
+    except ConnectError:
+        return False
 
 
 def _purge_replaced(
