@@ -42,7 +42,8 @@ def broker_credentials(kafka: KafkaSettings) -> CredentialsArg | None:
 def create_app(settings: Settings, streams: StreamsSettings) -> App:
     # Per app id: a table's local store records changelog offsets, which mean nothing to an app
     # with other topics (Faust refuses to start on such a store).
-    datadir = streams.data_dir / streams.app_id / f"worker-{streams.worker_index}"
+    base = streams.data_dir or settings.stack.data_dir / "streams"
+    datadir = base / streams.app_id / f"worker-{streams.worker_index}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return App(
         streams.app_id,

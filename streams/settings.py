@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from headwater.settings import PROJECT_ROOT, _Component, _config
+from headwater.settings import _Component, _config
 
 
 class StreamsSettings(_Component):
@@ -22,7 +22,9 @@ class StreamsSettings(_Component):
     # data_dir/<app_id>/worker-N; `headwater worker --workers N` sets worker_index for each.
     web_port: int = 6180
     worker_index: int = 0
-    data_dir: Path = PROJECT_ROOT / ".headwater" / "streams"
+    # Unset: `streams/` in the stack's data directory, beside the Kafka whose changelogs the
+    # state mirrors (the plain and the secured stack each have their own).
+    data_dir: Path | None = None
     # A bulk request is sent when this many changes are buffered or this much time has passed,
     # whichever comes first: small enough to keep changes searchable within a second.
     bulk_max_docs: int = 1000

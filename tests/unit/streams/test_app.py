@@ -39,3 +39,36 @@ def test_faust_authenticates_as_the_other_aiokafka_clients(protocol: str) -> Non
 
 def test_a_plain_cluster_gets_no_credentials() -> None:
     assert broker_credentials(KafkaSettings(security_protocol="PLAINTEXT")) is None
+
+
+def test_worker_state_lives_with_the_stack_it_mirrors(tmp_path: Any) -> None:
+    """Local table state records changelog offsets of one Kafka: the plain and the secured
+    stack (each its own data directory) must not share it."""
+    from headwater.settings import (
+        ConnectSettings,
+        ElasticsearchSettings,
+        PostgresSettings,
+        Settings,
+        StackSettings,
+    )
+    from streams.app import create_app
+    from streams.settings import StreamsSettings
+
+    def settings(data_dir: Any) -> Settings:
+        return Settings(
+            postgres=PostgresSettings(password="x"),
+            kafka=KafkaSettings(),
+            connect=ConnectSettings(),
+            elasticsearch=ElasticsearchSettings(),
+            stack=StackSettings(data_dir=data_dir),
+        )
+
+    streams = StreamsSettings(app_id="state-test", data_dir=None)
+    plain = create_app(settings(tmp_path / "plain"), streams)
+    secure = create_app(settings(tmp_path / "plain-secure"), streams)
+    assert str(plain.conf.datadir).startswith(str(tmp_path / "plain" / "streams"))
+    assert str(secure.conf.datadir).startswith(str(tmp_path / "plain-secure" / "streams"))
+    mine = StreamsSettings(app_id="state-test", data_dir=tmp_path / "mine")
+    assert str(create_app(settings(tmp_path / "plain"), mine).conf.datadir).startswith(
+        str(tmp_path / "mine")
+    )
