@@ -83,8 +83,8 @@ class UpdatesFeed:
 
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(**self.kafka.aiokafka_options())
-        await admin.start()
         try:
+            await admin.start()
             topic = NewTopic(
                 self.ds.updates_topic,
                 num_partitions=self.ds.updates_partitions,
@@ -118,8 +118,9 @@ class UpdatesFeed:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,
         )
-        await consumer.start()
         try:
+            # Inside: a shutdown during a slow start (a SASL handshake) still closes it.
+            await consumer.start()
             # `_ensure_topic` made it (or the workers did) with this many partitions.
             partitions = range(self.ds.updates_partitions)
             tps = [TopicPartition(self.ds.updates_topic, p) for p in partitions]
