@@ -89,6 +89,21 @@ def _general_name(host: str) -> x509.GeneralName:
     return x509.IPAddress(ip) if ip is not None else x509.DNSName(host)
 
 
+def _key_usage(signs_certificates: bool) -> x509.KeyUsage:
+    """A CA signs certificates and revocation lists; a server only signs its handshakes."""
+    return x509.KeyUsage(
+        digital_signature=not signs_certificates,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def new_ca(common_name: str = "Headwater local CA", days: int = 3650) -> Pem:
     """A self-signed CA that may sign server certificates (but not other CAs)."""
     key = _new_key()
@@ -104,17 +119,7 @@ def new_ca(common_name: str = "Headwater local CA", days: int = 3650) -> Pem:
         .not_valid_after(start + BACKDATE + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_certificates=True),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -147,17 +152,7 @@ def new_server_cert(ca: Pem, hosts: list[str], days: int = 825) -> Pem:
         .not_valid_after(start + BACKDATE + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            _key_usage(signs_certificates=False),
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
