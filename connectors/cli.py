@@ -12,7 +12,7 @@ from connectors.purge import PurgeError, holding, purge
 from connectors.spec import ConnectorSpec, SpecError, load_specs
 from connectors.topics import ensure_topics, planned_topics
 from headwater.console import console, fail, print_json, print_table
-from headwater.secrets import holds_clear_secret
+from headwater.secrets import holds_clear_secret, searchable
 from headwater.settings import Settings
 
 app = typer.Typer(help="Declarative Kafka Connect connectors (one YAML file per connector).")
@@ -113,9 +113,10 @@ def _purge_replaced(
     references) from Connect's configs topic, where compaction alone may keep them for days."""
     topic = settings.connect.configs_topic
     # Known secrets are redacted to their reference; a replaced value of unknown name, masked.
-    secrets = settings.secret_values() | {
-        f"?{i}": v for i, v in enumerate(replaced) if v not in settings.secret_values().values()
-    }
+    # Too short a value is left out, as the secret scan does: it would match by chance.
+    known = settings.secret_values()
+    unknown = {f"?{i}": v for i, v in enumerate(replaced) if v not in known.values()}
+    secrets = searchable(known | unknown)
     try:
         left = holding(settings.kafka, topic, secrets).records
     except KafkaException as exc:

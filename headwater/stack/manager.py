@@ -379,7 +379,7 @@ class Stack:
             log4j2,
         )
         # Connector configs name secrets as ${env:NAME}; Connect resolves them from here.
-        env = child_env(self.settings.connect_env() | self._kafka_secrets())
+        env = child_env(self.settings.connect_env())  # HW_KAFKA_PASSWORD among them
         popen = self._spawn("connect", argv, lay.kafka_home, env)
         return Started("connect", time.monotonic(), popen)
 
