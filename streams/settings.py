@@ -25,10 +25,9 @@ class StreamsSettings(_Component):
     # Unset: `streams/` in the stack's data directory, beside the Kafka whose changelogs the
     # state mirrors (the plain and the secured stack each have their own).
     data_dir: Path | None = None
-    # A bulk request is sent when this many changes are buffered or this much time has passed,
-    # whichever comes first: small enough to keep changes searchable within a second.
-    bulk_max_docs: int = 1000
-    bulk_max_wait_s: float = 0.05
+    # The most change records one call of the search agent takes (what arrived while its last
+    # bulk request was out, up to this). It also bounds how far reading runs ahead of writing.
+    bulk_max_docs: int = Field(default=5000, ge=1)
     # The longest a Kafka fetch waits for data (Faust's own is 1500 ms): bounds how long a
     # change on a partition that was just read can wait for the next fetch (streams.transport).
     fetch_max_wait_ms: int = 100

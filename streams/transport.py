@@ -21,14 +21,23 @@ Batch agents. Faust hands a stream one message at a time: for each record its fe
 four asyncio tasks (`wait_first`), builds a message and an event, decodes key and value, and
 passes them through a queue, a stream and an ack. That is a fixed cost of the order of 100 us
 per record on a small machine, whatever the agent does, and it caps a worker at a few thousand
-records per second. An agent that folds records into aggregates does not need them one by one:
-`App.batch_agent(topic)` registers a handler that receives, for each partition, every record
-of one fetch at once (raw keys and values) and is awaited in the fetcher, shielded from
-cancellation. When it returns, the transport acks those offsets, and Faust's commit covers
-them as usual (after flushing the producer). Everything else (subscription, assignment,
-table recovery, rebalancing, the seek fence above) is Faust's, unchanged. Other topics still go
-to Faust's streams, one message at a time, delivered one task per fetch instead of four per
-message.
+records per second. An agent that folds records into aggregates, or writes them in bulk, does
+not need them one by one: `App.batch_agent(topic, lane)` registers a handler that receives
+batches (every record of one fetch of one partition, raw keys and values).
+
+Lanes. The fetcher does not wait for batch agents: it hands each batch to the lane of every
+agent reading its topic and goes on fetching. A lane is a queue with at most one task running
+it; each run takes everything queued (up to `max_records`), calls each handler once with its
+batches in arrival order (so a handler can write a hot row once for many changes, and one
+partition's batches are never reordered), and acks a batch's offsets once every lane that got
+it is done with it. So a capability that waits on a slow sink (search waits for Elasticsearch)
+never holds up another (the dashboards), and the longer a sink takes, the more its next call
+coalesces. A full lane makes the fetcher wait (backpressure). Before Faust commits on a
+rebalance or a stop (`wait_empty`), every lane is drained. A handler's exception crashes the
+app, as an agent's would. Faust's commit covers acked offsets as usual (after flushing the
+producer). Everything else (subscription, assignment, table recovery, rebalancing, the seek
+fence above) is Faust's, unchanged. Other topics still go to Faust's streams, one message at a
+time, delivered one task per fetch instead of four per message.
 
 Table writes from a batch agent. Faust picks a table write's changelog partition and RocksDB
 partition database from the current event's message. A batch agent has no event, so its writes
@@ -41,10 +50,12 @@ test_transport.py` pins the behaviour relied on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -106,7 +117,100 @@ class Batch:
     last: Message  # the last record as a Faust message (tables take their partition from it)
 
 
-BatchHandler = Callable[[Batch], Awaitable[None]]
+# A batch agent: called with the batches queued for it, oldest first (several per partition
+# when its sink was slower than the fetches).
+BatchHandler = Callable[[Sequence[Batch]], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Handoff:
+    """One batch on its way through the lanes that read its topic; acked when all are done."""
+
+    batch: Batch
+    lanes: int
+    ack: Callable[[TP, Sequence[int]], None]
+
+    def done(self) -> None:
+        self.lanes -= 1
+        if self.lanes == 0:
+            self.ack(self.batch.tp, [r.offset for r in self.batch.records])
+
+
+def runs(queued: Sequence[tuple[BatchHandler, _Handoff]]) -> list[tuple[BatchHandler, list[Batch]]]:
+    """Each handler once, with its batches in arrival order, handlers in order of first use."""
+    grouped: dict[BatchHandler, list[Batch]] = {}
+    for handler, handoff in queued:
+        grouped.setdefault(handler, []).append(handoff.batch)
+    return list(grouped.items())
+
+
+@dataclass(eq=False)
+class Lane:
+    """The batch agents of one capability: a queue, and at most one task running it."""
+
+    name: str
+    app: faust.App
+    max_records: int = 20_000
+    _queue: deque[tuple[BatchHandler, _Handoff]] = field(default_factory=deque)
+    _queued: int = 0
+    _runner: asyncio.Task[None] | None = None
+    _room: asyncio.Event = field(default_factory=asyncio.Event)
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._room.set()
+        self._idle.set()
+
+    async def room(self) -> None:
+        """Return when the lane takes more records (at once while it is below its bound)."""
+        await self._room.wait()
+
+    def put(self, handler: BatchHandler, handoff: _Handoff) -> None:
+        self._queue.append((handler, handoff))
+        self._queued += len(handoff.batch.records)
+        if self._queued >= self.max_records:
+            self._room.clear()
+        if self._runner is None:
+            self._idle.clear()
+            self._runner = asyncio.ensure_future(self._run())
+
+    async def drained(self) -> None:
+        """Return once everything queued so far has been handled and acked."""
+        await self._idle.wait()
+
+    def _take(self) -> list[tuple[BatchHandler, _Handoff]]:
+        taken: list[tuple[BatchHandler, _Handoff]] = []
+        records = 0
+        while self._queue and (not taken or records < self.max_records):
+            item = self._queue.popleft()
+            records += len(item[1].batch.records)
+            taken.append(item)
+        self._queued -= records
+        if self._queued < self.max_records:
+            self._room.set()
+        return taken
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                taken = self._take()
+                for handler, batches in runs(taken):
+                    await handler(batches)
+                for _, handoff in taken:
+                    handoff.done()
+        except BaseException as exc:
+            log.exception("batch agents of lane %s failed", self.name)
+            self._queue.clear()
+            self._queued = 0
+            self._room.set()
+            if not isinstance(exc, asyncio.CancelledError):
+                await self.app.crash(exc)
+            raise
+        finally:
+            self._runner = None
+            self._idle.set()
 
 
 def unread(records: Sequence[Any], read_offset: int | None) -> Sequence[Any]:
@@ -188,17 +292,31 @@ class _Consumer(driver.Consumer):
                     self._n_acked += 1
             notify(self._waiting_for_ack)
 
-    async def _take_batch(self, handler: BatchHandler, tp: TP, records: Sequence[Any]) -> None:
+    async def _hand_off(self, tp: TP, records: Sequence[Any]) -> None:
+        """Queue a partition's fresh records on every lane reading its topic (waiting while one
+        is full), then move the read offset past them."""
+        app = cast(App, self.app)
+        readers = app.batch_handlers[tp.topic]
+        for lane, _ in readers:
+            await lane.room()
         offsets = [r.offset for r in records]
         for start, end in gaps(self._read_offset[tp], offsets):
             await self._add_gap(tp, start, end)
-        await handler(Batch(tp, records, self._to_message(tp, records[-1])))
-        self.ack_offsets(tp, offsets)
+        handoff = _Handoff(Batch(tp, records, self._to_message(tp, records[-1])), len(readers),
+                           self.ack_offsets)  # fmt: skip
+        for lane, handler in readers:
+            lane.put(handler, handoff)
         self._read_offset[tp] = offsets[-1]
 
+    async def wait_empty(self) -> None:
+        """Faust's wait for streams to finish, after every lane has drained."""
+        await cast(App, self.app).lanes_drained()
+        await super().wait_empty()
+
     async def _deliver(self, records: Mapping[TP, list[Any]], generation_id: int) -> None:
-        """One fetch: batch agents' partitions whole, the rest message by message (Faust's
-        `getmany` + `_drain_messages`, with the same read-offset filter and gap tracking)."""
+        """One fetch: batch agents' partitions handed to their lanes, the rest message by
+        message (Faust's `getmany` + `_drain_messages`, with the same read-offset filter and
+        gap tracking)."""
         app = cast(App, self.app)
         handlers = app.batch_handlers
         if self._commit_every is not None and self._n_acked >= self._commit_every:
@@ -206,14 +324,12 @@ class _Consumer(driver.Consumer):
             await self.commit()
         single: dict[TP, list[Any]] = {}
         for tp, batch in records.items():
-            handler = handlers.get(tp.topic)
-            if handler is None:
+            if tp.topic not in handlers:
                 single[tp] = batch
                 continue
             fresh = unread(batch, self._read_offset[tp])
             if fresh and self.flow_active and app.consumer_generation_id == generation_id:
-                # Shielded: a rebalance may cancel the fetch, but not half a batch.
-                await asyncio.shield(self._take_batch(handler, tp, fresh))
+                await self._hand_off(tp, fresh)
         if not single:
             return
         callback, to_message = self.callback, self._to_message
@@ -270,7 +386,9 @@ class App(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 100, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.batch_handlers: dict[str, BatchHandler] = {}
+        # topic -> every (lane, batch agent) reading it
+        self.batch_handlers: dict[str, list[tuple[Lane, BatchHandler]]] = {}
+        self.lanes: dict[str, Lane] = {}
         self._batch_channels: list[TopicT] = []
         super().__init__(*args, **kwargs)
 
@@ -281,14 +399,31 @@ class App(faust.App):
         internal = {t for channel in channels if channel.internal for t in channel.topics}
         return topics, internal
 
-    def batch_agent(self, topic: TopicT) -> Callable[[BatchHandler], BatchHandler]:
-        """Subscribe to `topic` and hand each fetch of a partition's records to the handler."""
+    def lane(self, name: str, max_records: int = 20_000) -> Lane:
+        """The lane `name`, made on first use."""
+        if name not in self.lanes:
+            self.lanes[name] = Lane(name, self, max_records)
+        return self.lanes[name]
+
+    async def lanes_drained(self) -> None:
+        for lane in list(self.lanes.values()):
+            await lane.drained()
+
+    def batch_agent(
+        self, topic: TopicT, lane: str = "default"
+    ) -> Callable[[BatchHandler], BatchHandler]:
+        """Subscribe to `topic` and hand its batches to the handler, run in lane `lane`."""
 
         def register(handler: BatchHandler) -> BatchHandler:
+            runner = self.lane(lane)
             for name in topic.topics:
-                if name in self.batch_handlers:
-                    raise ValueError(f"topic {name} already has a batch agent")
-                self.batch_handlers[name] = handler
+                readers = self.batch_handlers.setdefault(name, [])
+                if any(h is handler for _, h in readers):
+                    raise ValueError(f"topic {name} already has this batch agent")
+                if any(agent.channel is not None and name in agent.channel.topics
+                       for agent in self.agents.values()):  # fmt: skip
+                    raise ValueError(f"topic {name} is read by a stream agent")
+                readers.append((runner, handler))
             self._batch_channels.append(topic)
             self.topics.add(topic)
             return handler

@@ -21,7 +21,7 @@ The records published are the typed contracts of `headwater.models.updates`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from faust.types import EventT, StreamT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.models.updates import LabelUpdate, ProgressUpdate, WindowUpdate, encode
+from headwater.resilience import DeadLetter
 from headwater.settings import KafkaSettings
 from streams.common import DeadLetterSender, Record
 from streams.dashboards import logic
@@ -47,6 +48,8 @@ from streams.transport import App, Batch, writing_as
 log = logging.getLogger(__name__)
 
 PUBLISHED_LABELS_MAX = 100_000
+# The dashboards' batch agents run in one lane, apart from the search agents' Elasticsearch waits.
+LANE = "dashboards"
 
 # (deltas, event time, dropped) of one change.
 Handled = tuple[list[Delta], int | None, int]
@@ -143,11 +146,16 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
 
     declared: list[bool] = []  # the updates topic, once per process
 
-    def take(name: str, handle: Handler) -> Callable[[Batch], Any]:
-        """The batch agent of one stream: decode, handle and fold a partition's batch, write
-        the tables, publish the changed windows and the progress."""
+    def take(name: str, handle: Handler) -> Callable[[Sequence[Batch]], Any]:
+        """The batch agent of one stream: each partition's batch in turn (`take_batch`)."""
+
+        async def take_batches(batches: Sequence[Batch]) -> None:
+            for batch in batches:
+                await take_batch(batch)
 
         async def take_batch(batch: Batch) -> None:
+            """Decode, handle and fold a partition's batch, write the tables, publish the
+            changed windows and the progress."""
             partition = batch.tp.partition
             progress_key = f"{name}#{partition}"
             failed: list[tuple[Any, MalformedEvent]] = []
@@ -195,7 +203,7 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
             # Backpressure: let the changelog writes drain before the next batch piles on.
             await app.producer.buffer.wait_until_ebb()
 
-        return take_batch
+        return take_batches
 
     def handle_order(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
         if change.table != "orders":
@@ -222,7 +230,7 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
             return [], at_ms, 1
         return deltas, at_ms, 0
 
-    app.batch_agent(topics.orders)(take("orders", handle_order))
+    app.batch_agent(topics.orders, LANE)(take("orders", handle_order))
 
     @app.agent(topics.order_items, name="dashboards-order-items")
     async def order_items(stream: StreamT) -> None:
@@ -242,33 +250,48 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
                 partition=order_key_partition(order_id, ds.source_partitions),
             )
 
-    app.batch_agent(topics.order_lines)(take("order_lines", handle_line))
-    app.batch_agent(topics.interactions)(take("interactions", handle_interaction))
+    app.batch_agent(topics.order_lines, LANE)(take("order_lines", handle_line))
+    app.batch_agent(topics.interactions, LANE)(take("interactions", handle_interaction))
 
     # The label this process last published per product. The updates topic is compacted, so
     # after a restart publishing each label once more is harmless.
     published: dict[str, tuple[str, str]] = {}
 
-    @app.agent(topics.products, name="dashboards-products")
-    async def products(stream: StreamT) -> None:
-        """Keep product -> category for the revenue split; publish names when they change."""
-        async for event in stream.events():
-            try:
-                change = decode_change(event.key, event.value)
-                if change is None:
+    async def products(batches: Sequence[Batch]) -> None:
+        """Keep product -> category for the revenue split; publish names when they change.
+        Only each product's newest change of the batches counts (a hot product's burst of
+        price and stock changes costs one look)."""
+        latest: dict[str, tuple[ChangeEvent, Batch]] = {}
+        failed: list[DeadLetter] = []
+        for batch in batches:
+            for record in batch.records:
+                try:
+                    change = decode_change(record.key, record.value)
+                    if change is None:
+                        continue
+                    product_id = str(change.key["id"])
+                    if not change.deleted:
+                        str(change.row["category"]), str(change.row["name"])
+                except (MalformedEvent, KeyError) as exc:
+                    failed.append(Record(batch.tp.topic, batch.tp.partition, record.offset,
+                                         record.key, record.value).dead_letter(
+                        MalformedEvent(str(exc)), "dashboards.products"))  # fmt: skip
                     continue
-                product_id = str(change.key["id"])
-                category = str(change.row["category"])
-                name = str(change.row["name"])
-            except (MalformedEvent, KeyError) as exc:
-                await dead_letter(event, MalformedEvent(str(exc)), "dashboards.products")
-                continue
+                kept = latest.get(product_id)
+                if kept is None or change.lsn >= kept[0].lsn:
+                    latest[product_id] = (change, batch)
+        if failed:
+            await dead_letters.send(failed)
+        for product_id, (change, batch) in latest.items():
             if change.deleted:
-                tables.categories.pop(product_id, None)
+                with writing_as(batch.last):
+                    tables.categories.pop(product_id, None)
                 published.pop(product_id, None)
                 continue
+            category, name = str(change.row["category"]), str(change.row["name"])
             if tables.categories.get(product_id) != category:
-                tables.categories[product_id] = category
+                with writing_as(batch.last):  # the table's partition is the product's
+                    tables.categories[product_id] = category
             if published.get(product_id) == (name, category):
                 continue  # a price or stock change: the label on the page is unchanged
             key, value = encode(LabelUpdate(id=product_id, name=name, category=category))
@@ -277,5 +300,6 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
             if len(published) > PUBLISHED_LABELS_MAX:
                 del published[next(iter(published))]
 
-    del order_items, products
+    app.batch_agent(topics.products, LANE)(products)
+    del order_items
     return Dashboards(topics=topics, tables=tables)

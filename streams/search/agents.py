@@ -1,15 +1,16 @@
-"""Search indexing agents: every declared index's change topics into Elasticsearch, in bulk.
+"""Search indexing: every declared index's change topics into Elasticsearch, in bulk.
 
-One agent per change topic, whatever number of indexes it feeds (as their rows, or as the
-children of a summary): a batch is decoded once, planned for each use (`streams.search.logic`),
-written, and dead-lettered once per failing use, naming it. Thin: take a batch, decode it, plan
-it, write it, dead-letter what failed, then ack. Batches come from `noack_take(max, within)`: up
-to `bulk_max_docs` records or whatever arrived within `bulk_max_wait_s`. Nothing is acked by
-Faust itself; each batch's events are acked only after the writes returned (Elasticsearch
-acknowledged every document: written, stale, or rejected) and its dead letters were delivered.
-Faust commits only acked offsets, so after a crash the uncommitted tail is read again, and the
-LSN versioning makes the replay harmless. (Plain `take()` would ack in a `finally`, even when
-the batch was abandoned by a shutdown mid-write.)
+One batch agent (`streams.transport`) reads every change topic the declared indexes read (as
+their rows, or as the children of a summary), in its own lane, so it never holds up the
+dashboards while it waits for Elasticsearch, and whatever arrived meanwhile comes in its next
+call. A call decodes each topic's records once, plans them for every use of that topic
+(`streams.search.logic`), and writes all of it together: a hot document changed many times,
+by its row and by its children, across partitions and fetches, costs one write. Thin: decode,
+plan, write, dead-letter what failed (once per failing use, naming it). The transport acks the
+records only after this returns, that is after Elasticsearch acknowledged every document
+(written, stale, or rejected) and the dead letters were delivered; Faust commits only acked
+offsets, so after a crash the uncommitted tail is read again, and the LSN versioning makes the
+replay harmless.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from indexers.catalog import async_client, ensure_index_async
 from indexers.declared import DeclaredIndex
 from indexers.merge import AsyncMerger
 from streams.common import RAW, DeadLetterSender, Record, decode_records
-from streams.search.logic import Consumer, plan
+from streams.search.logic import Consumer, Planned, plan
 from streams.settings import StreamsSettings
-from streams.transport import App
+from streams.transport import App, Batch
+
+# The search batch agent's lane: its waits on Elasticsearch hold up no other capability.
+LANE = "search"
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ class SearchIndexing:
     indexes: dict[str, DeclaredIndex]
     dead_letters: DeadLetterSender
     counters: Counters = field(default_factory=Counters)
+    consumers: dict[str, list[Consumer]] = field(default_factory=dict)
     _writer: AsyncBulkWriter | None = None
     _mergers: dict[str, AsyncMerger] = field(default_factory=dict)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -94,20 +99,37 @@ class SearchIndexing:
             self._writer = writer
         return self._writer
 
-    async def index_batch(self, consumers: Sequence[Consumer], records: list[Record]) -> None:
+    async def index_batches(self, batches: Sequence[Batch]) -> None:
+        """Write what one call of the batch agent got: batches of any of its topics."""
+        per_topic: dict[str, list[Record]] = {}
+        for batch in batches:
+            topic, partition = batch.tp.topic, batch.tp.partition
+            per_topic.setdefault(topic, []).extend(
+                Record(topic, partition, r.offset, r.key, r.value) for r in batch.records
+            )
+        await self.index_records(per_topic)
+
+    async def index_records(self, per_topic: dict[str, list[Record]]) -> None:
         writer = self._writer or await self.start()
-        decoded = decode_records(records)
-        planned = plan(consumers, decoded.changes)
+        planned, letters = Planned(), []
+        tombstones = records = 0
+        for topic, topic_records in per_topic.items():
+            decoded = decode_records(topic_records)
+            planned.add(plan(self.consumers[topic], decoded.changes))
+            letters += decoded.failures
+            tombstones += decoded.tombstones
+            records += len(topic_records)
+        malformed = len(letters) + len(planned.failures)
         result = await writer.write(planned.actions)
         for alias, requests in planned.merges.items():
             result.add(await self._mergers[alias].merge(alias, requests))
-        letters = decoded.failures + planned.failures + _rejections(result)
+        letters += planned.failures + _rejections(result)
         if letters:
             await self.dead_letters.send(letters)
         counters = self.counters
-        counters.records += len(records)
-        counters.tombstones += decoded.tombstones
-        counters.malformed += len(decoded.failures) + len(planned.failures)
+        counters.records += records
+        counters.tombstones += tombstones
+        counters.malformed += malformed
         counters.written += result.written
         counters.stale_skipped += result.stale
         counters.rejected += len(result.rejected)
@@ -131,11 +153,20 @@ def register(
     indexes: dict[str, DeclaredIndex],
 ) -> SearchIndexing:
     """One agent per change topic the declared indexes read, a stats page and a log timer."""
+    consumers = consumers_by_topic(indexes)
     search = SearchIndexing(
-        es_settings, streams, indexes, DeadLetterSender(app, kafka.dead_letter_topic)
-    )
-    for topic_name, consumers in consumers_by_topic(indexes).items():
-        _agent(app, search, topic_name, consumers)
+        es_settings, streams, indexes, DeadLetterSender(app, kafka.dead_letter_topic),
+        consumers=consumers,
+    )  # fmt: skip
+    if consumers:
+        topic = app.topic(*consumers, **RAW)
+        app.lane(LANE, max_records=streams.bulk_max_docs)
+        app.batch_agent(topic, LANE)(search.index_batches)
+
+        @app.task
+        async def make_indexes() -> None:
+            """Every index behind its alias before the first batch (readiness waits for it)."""
+            await search.start()
 
     @app.page("/search/stats/")
     async def search_stats(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
@@ -152,19 +183,3 @@ def register(
             logged.update(now)
 
     return search
-
-
-def _agent(app: App, search: SearchIndexing, topic_name: str, consumers: list[Consumer]) -> None:
-    topic = app.topic(topic_name, **RAW)
-    streams = search.streams
-
-    async def index(stream: faust.StreamT) -> None:
-        assert isinstance(stream, faust.Stream)  # noack_take is not on the StreamT protocol
-        await search.start()
-        batches = stream.noack_take(streams.bulk_max_docs, streams.bulk_max_wait_s)
-        async for events in batches:
-            await search.index_batch(consumers, [Record.of_event(event) for event in events])
-            for event in events:
-                await stream.ack(event)
-
-    app.agent(topic, name=f"search-index-{topic_name}")(index)

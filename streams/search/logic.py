@@ -47,6 +47,13 @@ class Planned:
     def merge(self, alias: str, request: MergeRequest) -> None:
         self.merges.setdefault(alias, []).append(request)
 
+    def add(self, other: Planned) -> None:
+        """Another topic's plan, written in the same call."""
+        self.actions.extend(other.actions)
+        for alias, requests in other.merges.items():
+            self.merges.setdefault(alias, []).extend(requests)
+        self.failures.extend(other.failures)
+
 
 def _values(change: ChangeEvent) -> Mapping[str, Any]:
     # A delete under the default replica identity carries only the key columns in its row.
