@@ -12,17 +12,39 @@ app = typer.Typer(help="Benchmarks on the local stack.", no_args_is_help=True)
 @app.command("freshness")
 def freshness(
     ctx: typer.Context,
-    rate: float = typer.Option(100.0, "--rate", help="Changes per second to commit."),
-    duration: float = typer.Option(30.0, "--duration", help="Seconds to keep that rate."),
-    find_max: bool = typer.Option(
-        True, "--find-max/--no-find-max", help="Also ramp up to find the highest rate."
+    rate: float = typer.Option(1000.0, "--rate", help="Changes per second the sessions commit."),
+    duration: float = typer.Option(30.0, "--duration", help="Seconds of the main step."),
+    sessions: int = typer.Option(8, "--sessions", min=1, help="Concurrent writer sessions."),
+    txn_rows: int = typer.Option(1, "--txn-rows", min=1, help="Changes per transaction."),
+    hot_rows: int = typer.Option(20, "--hot-rows", min=0, help="Rows in the hot set."),
+    hot_share: float = typer.Option(
+        0.5, "--hot-share", min=0.0, max=1.0, help="Share of row changes on the hot set."
     ),
+    rows: int = typer.Option(2000, "--rows", min=1, help="Bench products created beforehand."),
+    find_max: bool = typer.Option(
+        True, "--find-max/--no-find-max", help="Then ramp up to the first rate not sustained."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Commit-to-searchable latency of product changes, and the highest rate keeping p95 < 1 s."""
-    from headwater.console import settings_of
-    from streams.search.bench import run_freshness
+    """Commit-to-searchable latency of an application-like load (small transactions from
+    concurrent sessions, hot rows, inserts, deletes, reviews), and the highest rate sustained."""
+    from headwater.console import console, err_console, fail, print_json, settings_of
+    from streams.search.bench import print_report, run_freshness
+    from streams.search.freshness import Load
 
-    run_freshness(settings_of(ctx), rate, duration, find_max)
+    load = Load(rate, duration, sessions, txn_rows, hot_rows, hot_share, rows)
+    try:
+        load.check()
+    except ValueError as exc:
+        fail(str(exc))
+    settings = settings_of(ctx)
+    result = run_freshness(settings, load, find_max, err_console.print)
+    path = save_result(settings.stack.data_dir / "bench", "freshness", result)
+    if as_json:
+        print_json(result)
+    else:
+        print_report(result)
+        console.print(f"saved {path}")
 
 
 @app.command("dashboards")
