@@ -1,7 +1,7 @@
 """The Faust app of Headwater, assembled from settings and the declared pipelines.
 
 `build_app(...)` is the one place a worker is put together: it makes the app and registers
-each capability on it (the dashboards, and one search agent per change topic the declared
+each capability on it (the dashboards, and the search agent over every change topic the declared
 indexes read). Nothing is wired at import time. Run it with `headwater worker`
 (`streams.worker`). Offsets: Faust turns off Kafka's auto-commit and commits, every
 `broker_commit_interval`, the highest offset of each partition below which every message has

@@ -48,7 +48,7 @@ from streams.transport import App, Batch, writing_as
 log = logging.getLogger(__name__)
 
 PUBLISHED_LABELS_MAX = 100_000
-# The dashboards' batch agents run in one lane, apart from the search agents' Elasticsearch waits.
+# The dashboards' batch agents run in one lane, apart from the search agent's Elasticsearch waits.
 LANE = "dashboards"
 
 # (deltas, event time, dropped) of one change.
