@@ -201,11 +201,12 @@ class Lane:
                 for _, handoff in taken:
                     handoff.done()
         except BaseException as exc:
-            log.exception("batch agents of lane %s failed", self.name)
+            # Nothing queued is acked: it is read again from the last commit.
             self._queue.clear()
             self._queued = 0
             self._room.set()
-            if not isinstance(exc, asyncio.CancelledError):
+            if not isinstance(exc, asyncio.CancelledError):  # a stop is no failure to log
+                log.exception("batch agents of lane %s failed", self.name)
                 await self.app.crash(exc)
             raise
         finally:
