@@ -43,6 +43,10 @@ class MergeRequest:
     where: str = ""
     key: str = ""
     origin: Any = None
+    # A hint that the document does not exist yet (its row was just inserted): it is written
+    # with `create` without reading it first. Only a hint: if it does exist, the create
+    # conflicts and the document is read and merged like any other.
+    new: bool = False
 
 
 def combine(requests: Iterable[MergeRequest]) -> dict[str, MergeRequest]:
@@ -54,13 +58,14 @@ def combine(requests: Iterable[MergeRequest]) -> dict[str, MergeRequest]:
             params = Params(children={})
             params.absorb(request.params)
             out[request.id] = MergeRequest(
-                request.id, params, request.where, request.key, request.origin
+                request.id, params, request.where, request.key, request.origin, request.new
             )
             continue
         kept.params.absorb(request.params)
         out[request.id] = MergeRequest(
-            request.id, kept.params, request.where, request.key, request.origin
-        )
+            request.id, kept.params, request.where, request.key, request.origin,
+            kept.new or request.new,
+        )  # fmt: skip
     return out
 
 
@@ -119,7 +124,8 @@ class AsyncMerger:
         self.cache_size = cache_size
         self._known: dict[tuple[str, str], dict[str, Any]] = {}
 
-    async def _concrete(self, index: str) -> str:
+    async def concrete(self, index: str) -> str:
+        """The index behind alias `index` now (the alias itself if that cannot be told)."""
         try:
             names = list((await self.es.indices.get_alias(name=index)).body)
         except (TransportConnectionError, ConnectionTimeout, ApiError):
@@ -160,17 +166,30 @@ class AsyncMerger:
                 await asyncio.sleep(delay)
         return {doc["_id"]: doc for doc in response.body["docs"] if doc.get("found")}
 
-    async def merge(self, index: str, requests: Iterable[MergeRequest]) -> BulkResult:
+    async def merge(
+        self, index: str, requests: Iterable[MergeRequest], concrete: str | None = None
+    ) -> BulkResult:
+        """Bring the documents of `requests` up to date. `concrete` is the index behind the
+        alias, resolved by the caller after these requests were read (concurrently with other
+        work); resolved here when not given."""
         total = BulkResult()
         pending = combine(requests)
-        concrete = await self._concrete(index) if pending else index
+        if not pending:
+            return total
+        if concrete is None:
+            concrete = await self.concrete(index)
+        # Documents hinted new are created without a read on the first pass only.
+        assumed_new = {doc_id for doc_id, request in pending.items() if request.new}
         while pending:
             found = {
                 doc_id: self._known[(concrete, doc_id)]
                 for doc_id in pending
                 if (concrete, doc_id) in self._known
             }
-            unknown = [doc_id for doc_id in pending if doc_id not in found]
+            unknown = [
+                doc_id for doc_id in pending if doc_id not in found and doc_id not in assumed_new
+            ]
+            assumed_new = set()
             if unknown:
                 found.update(await self.current(index, unknown))
             actions, unchanged = plan_writes(self.declaration, index, pending, found)

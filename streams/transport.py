@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -308,6 +309,9 @@ class _Consumer(driver.Consumer):
         for lane, handler in readers:
             lane.put(handler, handoff)
         self._read_offset[tp] = offsets[-1]
+        # Faust's stall check reads this (as a stream's first event sets it): without it, it
+        # reports every partition of a batch agent as never processed.
+        self.app.monitor.stream_inbound_time[tp] = time.monotonic()
 
     async def wait_empty(self) -> None:
         """Faust's wait for streams to finish, after every lane has drained."""

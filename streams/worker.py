@@ -11,6 +11,7 @@ to `streams.app.build_app`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
     class Worker(faust.Worker):
         async def on_first_start(self) -> None:
             await super().on_first_start()  # logging is set up; the app has not joined yet
+            # The Elasticsearch client logs every request at INFO: dozens a second under load.
+            logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
             if streams.auto_offset_reset == "latest":
                 topics, internal = app.consumed_topics()
                 await asyncio.to_thread(pin_start, settings.kafka, app.conf.id, topics, internal)

@@ -27,7 +27,7 @@ from headwater.settings import ElasticsearchSettings, KafkaSettings
 from indexers.bulk import AsyncBulkWriter, BulkResult
 from indexers.catalog import async_client, ensure_index_async
 from indexers.declared import DeclaredIndex
-from indexers.merge import AsyncMerger
+from indexers.merge import AsyncMerger, MergeRequest
 from streams.common import RAW, DeadLetterSender, Record, decode_records
 from streams.search.logic import Consumer, Planned, plan
 from streams.settings import StreamsSettings
@@ -99,6 +99,10 @@ class SearchIndexing:
             self._writer = writer
         return self._writer
 
+    def _merged_aliases(self, topic: str) -> set[str]:
+        """The aliases whose documents `topic`'s changes are merged into (summaries)."""
+        return {c.alias for c in self.consumers[topic] if c.shaper.declaration.summaries}
+
     async def index_batches(self, batches: Sequence[Batch]) -> None:
         """Write what one call of the batch agent got: batches of any of its topics."""
         per_topic: dict[str, list[Record]] = {}
@@ -111,6 +115,12 @@ class SearchIndexing:
 
     async def index_records(self, per_topic: dict[str, list[Record]]) -> None:
         writer = self._writer or await self.start()
+        # Which index each merged alias points to is asked while the records are planned.
+        concrete = {
+            alias: asyncio.create_task(self._mergers[alias].concrete(alias))
+            for topic in per_topic
+            for alias in self._merged_aliases(topic)
+        }
         planned, letters = Planned(), []
         tombstones = records = 0
         for topic, topic_records in per_topic.items():
@@ -120,9 +130,21 @@ class SearchIndexing:
             tombstones += decoded.tombstones
             records += len(topic_records)
         malformed = len(letters) + len(planned.failures)
-        result = await writer.write(planned.actions)
-        for alias, requests in planned.merges.items():
-            result.add(await self._mergers[alias].merge(alias, requests))
+
+        async def merge(alias: str, requests: list[MergeRequest]) -> BulkResult:
+            resolved = await concrete[alias] if alias in concrete else None
+            return await self._mergers[alias].merge(alias, requests, resolved)
+
+        # Plain writes and each index's merges touch different documents: all at once.
+        results = await asyncio.gather(
+            writer.write(planned.actions),
+            *(merge(alias, requests) for alias, requests in planned.merges.items()),
+            *(task for alias, task in concrete.items() if alias not in planned.merges),
+        )
+        result = BulkResult()
+        for part in results:
+            if isinstance(part, BulkResult):
+                result.add(part)
         letters += planned.failures + _rejections(result)
         if letters:
             await self.dead_letters.send(letters)

@@ -120,8 +120,11 @@ def _plan_rows(consumer: Consumer, changes: Sequence[Change], planned: Planned) 
                 fields=None if shaped is None else shaped.fields,
                 keep=() if shaped is None else shaped.keep,
             )
+            # An insert's document is created without a read (a conflict falls back to one).
+            new = change.op == "c"
             planned.merge(
-                consumer.alias, MergeRequest(doc_id, params, record.where, record.key_text, record)
+                consumer.alias,
+                MergeRequest(doc_id, params, record.where, record.key_text, record, new),
             )
             continue
         if shaped is None:

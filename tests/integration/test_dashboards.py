@@ -71,8 +71,14 @@ def test_orders_aggregate_retract_drop_late_and_survive_a_restart(sandbox: Sandb
                 ),
             )
         producer.flush()
-        sales = wait_for(api, "sales", lambda s: _value(s, "orders_this_minute") == 5.0)
-        assert _value(sales, "revenue_this_minute") == 125.0
+        # Orders and their lines are separate topics: wait until both have been counted.
+        sales = wait_for(
+            api,
+            "sales",
+            lambda s: (
+                _value(s, "orders_this_minute") == 5.0 and _value(s, "revenue_this_minute") == 125.0
+            ),
+        )
         assert _value(sales, "revenue_last_15m") == 125.0
         assert _value(sales, "avg_order_value_15m") == 25.0
         engagement = wait_for(

@@ -84,3 +84,41 @@ def test_an_index_of_the_old_layout_is_planned_as_a_reindex_and_rebuilt(stack: S
     finally:
         es.options(ignore_status=404).indices.delete(index=f"{prefix}*")
         es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}reviews")
+
+
+def test_a_document_hinted_new_that_exists_is_read_and_merged(stack: Settings) -> None:
+    """An insert's document is created without a read; when it exists after all (its review
+    came first, or a replay), the create conflicts and the merge reads it: nothing is lost."""
+    from indexers.bulk import AsyncBulkWriter
+    from indexers.documents import Params
+    from indexers.merge import AsyncMerger, MergeRequest
+
+    products = load(PROJECT_ROOT / "pipelines").index("products")
+    spec = IndexSpec(products, f"t-{uuid.uuid4().hex[:8]}-")
+    row = {"name": "Lantern", "sku": "l-1", "price": 9.5, "stock": 3}
+
+    async def run() -> tuple[dict[str, object], dict[str, object]]:
+        es = async_client(stack.elasticsearch)
+        try:
+            await ensure_index_async(es, spec)
+            merger = AsyncMerger(es, AsyncBulkWriter(es), products)
+            review = Params(children={"reviews": {"7": [10, [4]]}})
+            first = await merger.merge(spec.alias, [MergeRequest("1", review)])
+            merger._known.clear()  # as after a restart: nothing remembered
+            insert = Params(lsn=20, fields=row)
+            second = await merger.merge(spec.alias, [MergeRequest("1", insert, new=True)])
+            await es.indices.refresh(index=spec.alias)
+            doc = (await es.get(index=spec.alias, id="1")).body["_source"]
+            return {"first": first.written, "second": second.written}, doc
+        finally:
+            await es.close()
+
+    try:
+        written, doc = asyncio.run(run())
+        assert written == {"first": 1, "second": 1}
+        assert doc["name"] == "Lantern" and doc["hw_live"] is True
+        assert doc["review_count"] == 1 and doc["rating_avg"] == 4
+    finally:
+        es = client(stack.elasticsearch)
+        es.options(ignore_status=404).indices.delete(index=f"{spec.prefix}*")
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{spec.prefix}products")
