@@ -11,6 +11,7 @@ acks it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import faust
@@ -81,6 +82,6 @@ def build_app(
     async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """Ready once not rebalancing (partitions assigned and consumed) and every check passes."""
         is_ready = not app.rebalancing and all(check() for check in checks)
-        return view.json({"ready": is_ready}, status=200 if is_ready else 503)
+        return view.json({"ready": is_ready, "pid": os.getpid()}, status=200 if is_ready else 503)
 
     return app

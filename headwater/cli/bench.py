@@ -24,6 +24,9 @@ def freshness(
     find_max: bool = typer.Option(
         True, "--find-max/--no-find-max", help="Then ramp up to the first rate not sustained."
     ),
+    profile: bool = typer.Option(
+        False, "--profile", help="Sample the stream worker during the main step (py-spy)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Commit-to-searchable latency of an application-like load (small transactions from
@@ -38,7 +41,7 @@ def freshness(
     except ValueError as exc:
         fail(str(exc))
     settings = settings_of(ctx)
-    result = run_freshness(settings, load, find_max, err_console.print)
+    result = run_freshness(settings, load, find_max, err_console.print, profile)
     path = save_result(settings.stack.data_dir / "bench", "freshness", result)
     if as_json:
         print_json(result)

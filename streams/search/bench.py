@@ -51,8 +51,10 @@ from psycopg import sql
 from connectors.sources import resolve
 from headwater.console import print_table
 from headwater.settings import PROJECT_ROOT, Settings
+from headwater.stack.manager import Stack
 from indexers.catalog import client
 from indexers.declared import DeclaredIndex, declared_indexes
+from streams.profile import CpuMeter, Profiler, by_function, by_stage
 from streams.search.freshness import (
     MIX,
     REVIEWS,
@@ -164,6 +166,7 @@ def kafka_consume_msgs_per_s(settings: Settings, messages: int = 100_000) -> flo
 
 @dataclass
 class _Worker:
+    pid: int
     proc: subprocess.Popen[bytes] | None = None
     started_here: bool = False
     log: Path = field(default_factory=Path)
@@ -172,14 +175,16 @@ class _Worker:
 def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Worker:
     url = f"http://{streams.web_host}:{streams.worker_port(0)}/ready/"
 
-    def ready() -> bool:
+    def ready() -> int | None:
+        """The ready worker's pid, or None."""
         try:
-            return httpx.get(url, timeout=1).status_code == 200
+            answer = httpx.get(url, timeout=1)
         except httpx.HTTPError:
-            return False
+            return None
+        return int(answer.json()["pid"]) if answer.status_code == 200 else None
 
-    if ready():
-        return _Worker()
+    if (pid := ready()) is not None:
+        return _Worker(pid)
     log = settings.stack.data_dir / "logs" / "bench-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -188,12 +193,12 @@ def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Worker:
             cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not ready():
+    while ready() is None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"the stream worker did not become ready; see {log}")
         time.sleep(0.5)
-    return _Worker(proc, True, log)
+    return _Worker(proc.pid, proc, True, log)
 
 
 class _Statements:
@@ -383,8 +388,13 @@ class _Bench:
         assert self.consumer is not None
         skus, bodies = f"bench-{self.run}-", review_prefix(self.run)
         while not self.stop.is_set():
-            messages = self.consumer.consume(1000, 0.1)
+            # Wait for the first message only: a batch consume waits until its batch is full
+            # or its timeout ends, which would add up to that timeout to every latency.
+            first = self.consumer.poll(0.1)
             arrived_ms = time.time() * 1000
+            if first is None:
+                continue
+            messages = [first, *self.consumer.consume(1000, 0)]
             for message in messages:
                 value = message.value()
                 if message.error() is not None or not value:
@@ -451,7 +461,9 @@ class _Bench:
 
     # --- the writer ---
 
-    def step(self, rate: float, duration: float) -> dict[str, Any]:
+    def step(self, rate: float, duration: float, meter: CpuMeter) -> dict[str, Any]:
+        """Commit at `rate` for `duration`, then wait for what is still to be seen. `meter`
+        measures the cores each process used while the sessions wrote."""
         with self.lock:
             self.log = _StepLog()
             debezium_from, searches_from = len(self.debezium_ms), len(self.searches)
@@ -463,6 +475,7 @@ class _Bench:
             )
             for i, conn in enumerate(self.conns)
         ]
+        meter.start()
         for session in sessions:
             session.start()
         report = start + PROGRESS_S
@@ -471,6 +484,7 @@ class _Bench:
             if time.monotonic() >= report:
                 self._report_progress(start)
                 report += PROGRESS_S
+        cores = meter.stop()
         if self.failure is not None:
             raise RuntimeError(f"a writer session failed: {self.failure!r}") from self.failure
         elapsed = max(finished) - start
@@ -487,6 +501,7 @@ class _Bench:
             rate, start, elapsed, log.changes, len(log.errors), debezium, log.transactions_s
         )
         summary["error_samples"] = sorted(set(log.errors))[:3]
+        summary["cpu_cores"] = cores
         # The poller's own load on Elasticsearch, to judge how much it weighs on what it measures.
         summary["poll_searches"] = {
             "count": len(searches),
@@ -623,11 +638,19 @@ def _check(kind: str, value: Any, expected: Any) -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
+def _processes(settings: Settings, worker: _Worker) -> dict[str, int]:
+    """The processes whose cores a step measures: the stack's services, the worker, the bench."""
+    stack = Stack(settings)
+    pids = {name: pid for name in stack.services if (pid := stack.managed_pid(name)) is not None}
+    return {**pids, "stream worker": worker.pid, "bench (writer, poller)": os.getpid()}
+
+
 def run_freshness(
-    settings: Settings, load: Load, find_max: bool, progress: Progress
+    settings: Settings, load: Load, find_max: bool, progress: Progress, profile: bool = False
 ) -> dict[str, Any]:
     """Measure the main step (and with `find_max` a ramp until a rate is not sustained) and the
-    raw limits; the result as a JSON-ready dict. The bench rows are deleted however it ends."""
+    raw limits; the result as a JSON-ready dict. The bench rows are deleted however it ends.
+    With `profile`, the worker is sampled during the main step (where its CPU goes by stage)."""
     load.check()
     streams = StreamsSettings()
     es = client(settings.elasticsearch, timeout_s=60)
@@ -645,6 +668,7 @@ def run_freshness(
         "worker": "started" if worker.started_here else "reused",
     }
     steps: list[dict[str, Any]] = []
+    meter = CpuMeter(_processes(settings, worker))
     try:
         bench.setup()
         bench.start()
@@ -653,7 +677,21 @@ def run_freshness(
             plan += [(r, min(load.duration_s, RAMP_STEP_S)) for r in ramp_rates(load.rate)]
         for rate, duration in plan:
             progress(f"step: {rate:g} changes/s for {duration:g}s ...")
-            steps.append(bench.step(rate, duration))
+            profiler = None
+            if profile and not steps:
+                out = settings.stack.data_dir / "logs" / f"bench-freshness-{bench.run}.pyspy"
+                profiler = Profiler(worker.pid, out, duration)
+                if not profiler.start():
+                    progress("[yellow]py-spy is not installed: no profile[/]")
+                    profiler = None
+            steps.append(bench.step(rate, duration, meter))
+            if profiler is not None:
+                samples = profiler.samples()
+                result["profile"] = {
+                    "samples": sum(n for _, n in samples),
+                    "by_stage": by_stage(samples),
+                    "by_function": by_function(samples),
+                }
             progress(f"  {verdict(steps[-1])}")
             if not steps[-1]["sustained"]:
                 break
@@ -728,6 +766,27 @@ def print_report(result: dict[str, Any]) -> None:
             for kind, k in main["by_kind"].items()
         ],
     )  # fmt: skip
+    cpus = result["cpus"] or 1
+    print_table(
+        f"cores used while writing at {main['target_rate']:g}/s (of {cpus})",
+        ["process", "cores", "share of the machine"],
+        [[name, f"{cores:.2f}", f"{cores / cpus:.0%}"] for name, cores in main["cpu_cores"].items()]
+        + [["all", f"{sum(main['cpu_cores'].values()):.2f}",
+            f"{sum(main['cpu_cores'].values()) / cpus:.0%}"]],
+    )  # fmt: skip
+    if "profile" in result:
+        profiled = result["profile"]
+        print_table(
+            f"stream worker CPU by stage at {main['target_rate']:g}/s "
+            f"({profiled['samples']} samples)",
+            ["stage", "share"],
+            [[stage, f"{share:.0%}"] for stage, share in profiled["by_stage"]],
+        )
+        print_table(
+            "stream worker CPU by function (self time)",
+            ["function", "share"],
+            [[function, f"{share:.0%}"] for function, share in profiled["by_function"]],
+        )
     debezium, end_to_end = main["debezium_commit_to_kafka_ms"], main["latency_ms"]
     polls, txn = main["poll_searches"], main["transaction_ms"]
     stopped = result["stopped_at"]
