@@ -116,6 +116,8 @@ class Batch:
     tp: TP
     records: Sequence[Any]  # aiokafka ConsumerRecords: .offset, .key, .value (raw bytes)
     last: Message  # the last record as a Faust message (tables take their partition from it)
+    # When the fetcher handed it on (epoch ms, comparable with the records' Kafka timestamps).
+    fetched_ms: float = field(default_factory=lambda: time.time() * 1000)
 
 
 # A batch agent: called with the batches queued for it, oldest first (several per partition

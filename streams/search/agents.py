@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from indexers.catalog import async_client, ensure_index_async
 from indexers.declared import DeclaredIndex
 from indexers.merge import AsyncMerger, MergeRequest
 from streams.common import RAW, DeadLetterSender, Record, decode_records
+from streams.latency import Histogram
 from streams.search.logic import Consumer, Planned, plan
 from streams.settings import StreamsSettings
 from streams.transport import App, Batch
@@ -75,6 +77,10 @@ class SearchIndexing:
     dead_letters: DeadLetterSender
     counters: Counters = field(default_factory=Counters)
     consumers: dict[str, list[Consumer]] = field(default_factory=dict)
+    # Milliseconds from each record's Kafka timestamp to its hand-off and to its acknowledgement.
+    stages: dict[str, Histogram] = field(
+        default_factory=lambda: {"fetched": Histogram(), "acked": Histogram()}
+    )
     _writer: AsyncBulkWriter | None = None
     _mergers: dict[str, AsyncMerger] = field(default_factory=dict)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -112,6 +118,13 @@ class SearchIndexing:
                 Record(topic, partition, r.offset, r.key, r.value) for r in batch.records
             )
         await self.index_records(per_topic)
+        acked_ms = time.time() * 1000
+        fetched, acked = self.stages["fetched"], self.stages["acked"]
+        for batch in batches:
+            for r in batch.records:
+                if r.timestamp > 0:
+                    fetched.observe(batch.fetched_ms - r.timestamp)
+                    acked.observe(acked_ms - r.timestamp)
 
     async def index_records(self, per_topic: dict[str, list[Record]]) -> None:
         writer = self._writer or await self.start()
@@ -192,7 +205,8 @@ def register(
 
     @app.page("/search/stats/")
     async def search_stats(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        return view.json(asdict(search.counters))
+        stages = {name: h.snapshot() for name, h in search.stages.items()}
+        return view.json({**asdict(search.counters), "stages_ms": stages})
 
     logged: dict[str, int] = {}
 

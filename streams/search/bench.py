@@ -54,6 +54,7 @@ from headwater.settings import PROJECT_ROOT, Settings
 from headwater.stack.manager import Stack
 from indexers.catalog import client
 from indexers.declared import DeclaredIndex, declared_indexes
+from streams.latency import since, summary
 from streams.profile import CpuMeter, Profiler, by_function, by_stage
 from streams.search.freshness import (
     MIX,
@@ -164,27 +165,48 @@ def kafka_consume_msgs_per_s(settings: Settings, messages: int = 100_000) -> flo
         admin.delete_topics([topic])[topic].result(30)
 
 
+MAX_WORKERS = 16  # how many worker ports the bench looks at for running workers
+
+
 @dataclass
-class _Worker:
-    pid: int
-    proc: subprocess.Popen[bytes] | None = None
-    started_here: bool = False
+class _Workers:
+    """The stream workers the bench measures: their web ports and pids."""
+
+    ports: list[int]
+    pids: list[int]
+    proc: subprocess.Popen[bytes] | None = None  # the one the bench started, if it did
     log: Path = field(default_factory=Path)
 
+    @property
+    def started_here(self) -> bool:
+        return self.proc is not None
 
-def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Worker:
-    url = f"http://{streams.web_host}:{streams.worker_port(0)}/ready/"
 
-    def ready() -> int | None:
-        """The ready worker's pid, or None."""
-        try:
-            answer = httpx.get(url, timeout=1)
-        except httpx.HTTPError:
-            return None
-        return int(answer.json()["pid"]) if answer.status_code == 200 else None
+def _ready_pid(streams: StreamsSettings, port: int) -> int | None:
+    """The pid of the worker ready on `port`, or None."""
+    try:
+        answer = httpx.get(f"http://{streams.web_host}:{port}/ready/", timeout=1)
+    except httpx.HTTPError:
+        return None
+    return int(answer.json()["pid"]) if answer.status_code == 200 else None
 
-    if (pid := ready()) is not None:
-        return _Worker(pid)
+
+def _running_workers(streams: StreamsSettings) -> _Workers:
+    """Workers 0, 1, ... as far as they answer ready (`headwater worker --workers N`)."""
+    ports, pids = [], []
+    for index in range(MAX_WORKERS):
+        port = streams.worker_port(index)
+        if (pid := _ready_pid(streams, port)) is None:
+            break
+        ports.append(port)
+        pids.append(pid)
+    return _Workers(ports, pids)
+
+
+def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Workers:
+    running = _running_workers(streams)
+    if running.pids:
+        return running
     log = settings.stack.data_dir / "logs" / "bench-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
@@ -192,13 +214,14 @@ def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Worker:
             [sys.executable, "-m", "streams.worker", "0"],
             cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    port = streams.worker_port(0)
     deadline = time.monotonic() + 120
-    while ready() is None:
+    while _ready_pid(streams, port) is None:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError(f"the stream worker did not become ready; see {log}")
         time.sleep(0.5)
-    return _Worker(proc.pid, proc, True, log)
+    return _Workers([port], [proc.pid], proc, log)
 
 
 class _Statements:
@@ -638,11 +661,43 @@ def _check(kind: str, value: Any, expected: Any) -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def _processes(settings: Settings, worker: _Worker) -> dict[str, int]:
-    """The processes whose cores a step measures: the stack's services, the worker, the bench."""
+def _worker_stages(streams: StreamsSettings, workers: _Workers) -> dict[str, Any] | None:
+    """The workers' stage histograms now, added up (None if a worker does not keep them)."""
+    total: dict[str, Any] = {}
+    for port in workers.ports:
+        url = f"http://{streams.web_host}:{port}/search/stats/"
+        try:
+            stages = httpx.get(url, timeout=5).json().get("stages_ms")
+        except (httpx.HTTPError, ValueError):
+            return None
+        if stages is None:
+            return None
+        for name, snapshot in stages.items():
+            kept = total.setdefault(name, {**snapshot, "counts": [0] * len(snapshot["counts"])})
+            kept["counts"] = [
+                a + b for a, b in zip(kept["counts"], snapshot["counts"], strict=True)
+            ]
+    return total
+
+
+def _stage_summaries(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Latency from Kafka to each of the worker's stages during one step."""
+    if before is None or after is None:
+        return None
+    return {name: summary(since(after[name], before.get(name))) for name in after}
+
+
+def _processes(settings: Settings, workers: _Workers) -> dict[str, int]:
+    """The processes whose cores a step measures: the stack's services, the workers, the bench."""
     stack = Stack(settings)
     pids = {name: pid for name in stack.services if (pid := stack.managed_pid(name)) is not None}
-    return {**pids, "stream worker": worker.pid, "bench (writer, poller)": os.getpid()}
+    if len(workers.pids) == 1:
+        pids["stream worker"] = workers.pids[0]
+    else:
+        pids.update({f"stream worker {i}": pid for i, pid in enumerate(workers.pids)})
+    return {**pids, "bench (writer, poller)": os.getpid()}
 
 
 def run_freshness(
@@ -657,7 +712,11 @@ def run_freshness(
     pipelines, bindings = resolve(settings)
     products = declared_indexes(pipelines, bindings, settings.indexes.prefix)["products"]
     worker = _ensure_worker(settings, streams)
-    progress("stream worker: " + ("started" if worker.started_here else "reusing the running one"))
+    progress(
+        "stream worker: started"
+        if worker.started_here
+        else f"stream workers: reusing the {len(worker.pids)} running"
+    )
     bench = _Bench(settings, load, es, products, progress)
     result: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(),
@@ -666,6 +725,7 @@ def run_freshness(
         "load": {**load.__dict__, "mix": MIX},
         "poll_interval_ms": POLL_S * 1000,
         "worker": "started" if worker.started_here else "reused",
+        "workers": len(worker.pids),
     }
     steps: list[dict[str, Any]] = []
     meter = CpuMeter(_processes(settings, worker))
@@ -680,11 +740,15 @@ def run_freshness(
             profiler = None
             if profile and not steps:
                 out = settings.stack.data_dir / "logs" / f"bench-freshness-{bench.run}.pyspy"
-                profiler = Profiler(worker.pid, out, duration)
+                profiler = Profiler(worker.pids[0], out, duration)
                 if not profiler.start():
                     progress("[yellow]py-spy is not installed: no profile[/]")
                     profiler = None
+            stages_before = _worker_stages(streams, worker)
             steps.append(bench.step(rate, duration, meter))
+            steps[-1]["worker_from_kafka_ms"] = _stage_summaries(
+                stages_before, _worker_stages(streams, worker)
+            )
             if profiler is not None:
                 samples = profiler.samples()
                 result["profile"] = {
@@ -728,6 +792,33 @@ def run_freshness(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _worker_rows(main: dict[str, Any], end_to_end: dict[str, Any]) -> list[list[str]]:
+    """Rows of the stages table for the worker's own figures, if it keeps them."""
+    stages = main.get("worker_from_kafka_ms")
+    if not stages:
+        return []
+    names = {
+        "fetched": "Kafka to the search lane",
+        "acked": "Kafka to acknowledged by Elasticsearch",
+    }
+    rows = []
+    for key, label in names.items():
+        s = stages.get(key)
+        if s is None:
+            continue
+        share = (
+            f"{s['p50'] / end_to_end['p50']:.0%} of p50" if s["p50"] and end_to_end["p50"] else ""
+        )
+        rows.append(
+            [
+                f"{label} ms (p50/p95/p99)",
+                f"{_ms(s['p50'])} / {_ms(s['p95'])} / {_ms(s['p99'])}",
+                share,
+            ]
+        )
+    return rows
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -809,6 +900,7 @@ def print_report(result: dict[str, Any]) -> None:
             ["first rate not sustained", limit, ""],
             ["Debezium commit-to-Kafka ms (p50/p95/p99)",
              f"{_ms(debezium['p50'])} / {_ms(debezium['p95'])} / {_ms(debezium['p99'])}", share],
+            *_worker_rows(main, end_to_end),
             ["writer transaction ms (p50/p95)", f"{_ms(txn['p50'])} / {_ms(txn['p95'])}", ""],
             ["poller searches/s, docs each, p95 ms",
              f"{polls['count'] / main['duration_s']:.0f}, {polls['mean_docs']:.0f}, "

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from confluent_kafka import Producer
@@ -169,6 +170,10 @@ def test_insert_update_delete(stack: Settings, worker: Worker, db: psycopg.Conne
     converged(stack, worker)
     db.execute("DELETE FROM products WHERE id = %s", [product])
     converged(stack, worker)
+    # Every record written was timed from Kafka to its lane and to its acknowledgement.
+    stages = httpx.get(f"http://127.0.0.1:{worker.port}/search/stats/", timeout=2).json()
+    fetched, acked = (sum(stages["stages_ms"][s]["counts"]) for s in ("fetched", "acked"))
+    assert fetched == acked >= 6
 
 
 def test_burst_of_updates_to_one_row(
