@@ -18,17 +18,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from headwater.console import console, fail, print_json, print_table
+from headwater.models.shop import BRANDS, CATALOGUE
 from headwater.settings import PostgresSettings
 
 ADJECTIVES = ["Classic", "Ultra", "Eco", "Smart", "Compact", "Pro", "Vintage", "Everyday", "Deluxe"]
-NOUNS = {
-    "kitchen": ["Kettle", "Chef Knife", "Frying Pan", "Coffee Grinder", "Blender"],
-    "outdoor": ["Tent", "Hiking Boots", "Water Bottle", "Headlamp", "Backpack"],
-    "electronics": ["Headphones", "Keyboard", "Webcam", "Charger", "Speaker"],
-    "books": ["Cookbook", "Travel Guide", "Novel", "Field Guide", "Atlas"],
-    "home": ["Lamp", "Rug", "Throw Pillow", "Wall Clock", "Bookshelf"],
-}
-BRANDS = ["Northwind", "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli"]
 FIRST = ["Ada", "Grace", "Linus", "Alan", "Barbara", "Ken", "Margaret", "Dennis", "Frances"]
 LAST = ["Lovelace", "Hopper", "Torvalds", "Turing", "Liskov", "Thompson", "Hamilton", "Allen"]
 COUNTRIES = ["DE", "FR", "US", "GB", "NL", "ES", "IT", "SE", "JP", "BR"]
@@ -73,8 +66,8 @@ class Operation:
 
 
 def _product_fields(rng: random.Random) -> dict[str, Any]:
-    category = rng.choice(list(NOUNS))
-    noun = rng.choice(NOUNS[category])
+    category = rng.choice(list(CATALOGUE))
+    noun = rng.choice(CATALOGUE[category])
     brand = rng.choice(BRANDS)
     name = f"{rng.choice(ADJECTIVES)} {noun}"
     return {

@@ -1,4 +1,6 @@
-"""The shop's rows as typed records: what a change event's `row` means for each source table."""
+"""The shop's rows as typed records: what a change event's `row` means for each source table,
+and the catalogue's vocabulary (categories, their products, brands) that sample rows are made of.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,29 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+# The catalogue's vocabulary, shared by everything that writes sample products (the workload
+# generator, the freshness benchmark) so their rows look alike. Order matters: callers index
+# into these and draw from them with seeded generators, so reordering changes what they write.
+CATALOGUE: dict[str, tuple[str, ...]] = {
+    "kitchen": ("Kettle", "Chef Knife", "Frying Pan", "Coffee Grinder", "Blender"),
+    "outdoor": ("Tent", "Hiking Boots", "Water Bottle", "Headlamp", "Backpack"),
+    "electronics": ("Headphones", "Keyboard", "Webcam", "Charger", "Speaker"),
+    "books": ("Cookbook", "Travel Guide", "Novel", "Field Guide", "Atlas"),
+    "home": ("Lamp", "Rug", "Throw Pillow", "Wall Clock", "Bookshelf"),
+}
+"""Product nouns by category."""
+BRANDS: tuple[str, ...] = (
+    "Northwind",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+)
+"""Brands a product may carry."""
 
 
 class _Row(BaseModel):

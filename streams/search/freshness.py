@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from headwater.models.shop import BRANDS, CATALOGUE
+
 # What an application does to its catalogue, relative weights. Row changes (name, price, stock)
 # and review changes go to a product picked with the hot/cold skew; product inserts add cold rows
 # and product deletes remove cold rows only, so the hot set stays the same for the whole run.
@@ -34,15 +36,7 @@ MIX: dict[str, int] = {
 ROW_KINDS = ("name", "price", "stock")
 REVIEWS = "reviews"  # the products index's summary of public.reviews
 
-CATALOGUE = {
-    "kitchen": ["Kettle", "Chef Knife", "Frying Pan", "Coffee Grinder", "Blender"],
-    "outdoor": ["Tent", "Hiking Boots", "Water Bottle", "Headlamp", "Backpack"],
-    "electronics": ["Headphones", "Keyboard", "Webcam", "Charger", "Speaker"],
-    "books": ["Cookbook", "Travel Guide", "Novel", "Field Guide", "Atlas"],
-    "home": ["Lamp", "Rug", "Throw Pillow", "Wall Clock", "Bookshelf"],
-}
 CATEGORIES = sorted(CATALOGUE)
-BRANDS = ["Northwind", "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli"]
 
 # A step is sustained when all of these hold (`problems`).
 TARGET_P95_MS = 1000.0
