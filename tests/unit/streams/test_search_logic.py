@@ -92,6 +92,28 @@ def test_a_burst_to_one_row_coalesces_to_the_highest_lsn(products: Consumer) -> 
     assert request.params.lsn == 104 and request.params.fields["stock"] == 4  # type: ignore[index]
 
 
+def test_only_a_row_whose_newest_change_is_an_insert_is_hinted_new(products: Consumer) -> None:
+    inserted = plan([products], changes(record("products", PRODUCT_ROW, 100, "c")))
+    assert [r.new for r in inserted.merges["products"]] == [True]
+    updated = plan(
+        [products],
+        changes(
+            record("products", PRODUCT_ROW, 100, "c"),
+            record("products", {**PRODUCT_ROW, "stock": 1}, 101, "u", offset=1),
+        ),
+    )
+    assert [r.new for r in updated.merges["products"]] == [False]
+
+
+def test_combined_requests_keep_the_new_hint_of_any_of_them() -> None:
+    from indexers.documents import Params
+    from indexers.merge import MergeRequest, combine
+
+    children = Params(children={"reviews": {"70": [90, [4]]}})
+    combined = combine([MergeRequest("7", children), MergeRequest("7", Params(lsn=100), new=True)])
+    assert combined["7"].new and combined["7"].params.lsn == 100
+
+
 def test_a_deleted_row_is_a_dead_marker(products: Consumer, reviews: Consumer) -> None:
     planned = plan([products], changes(record("products", PRODUCT_ROW, 200, "d", deleted=True)))
     (request,) = planned.merges["products"]
