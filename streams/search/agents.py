@@ -20,9 +20,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
+from elasticsearch import AsyncElasticsearch
 
 from headwater.settings import ElasticsearchSettings, KafkaSettings
 from indexers.bulk import AsyncBulkWriter, BulkResult
@@ -82,6 +83,7 @@ class SearchIndexing:
         default_factory=lambda: {"fetched": Histogram(), "acked": Histogram()}
     )
     _writer: AsyncBulkWriter | None = None
+    _es: AsyncElasticsearch | None = None
     _mergers: dict[str, AsyncMerger] = field(default_factory=dict)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -96,7 +98,7 @@ class SearchIndexing:
 
     async def _start(self) -> AsyncBulkWriter:
         if self._writer is None:
-            es = async_client(self.es_settings)
+            es = self._es = async_client(self.es_settings)
             for index in self.indexes.values():
                 await ensure_index_async(es, index.spec)
             writer = AsyncBulkWriter(es)
@@ -104,6 +106,12 @@ class SearchIndexing:
                 self._mergers[index.alias] = AsyncMerger(es, writer, index.shaper.declaration)
             self._writer = writer
         return self._writer
+
+    async def close(self) -> None:
+        """Close the Elasticsearch client (its connections), once nothing is written any more."""
+        if self._es is not None:
+            await self._es.close()
+            self._es = self._writer = None
 
     def _merged_aliases(self, topic: str) -> set[str]:
         """The aliases whose documents `topic`'s changes are merged into (summaries)."""
@@ -202,6 +210,13 @@ def register(
         async def make_indexes() -> None:
             """Every index behind its alias before the first batch (readiness waits for it)."""
             await search.start()
+
+        async def close_client(sender: Any, *args: Any, **kwargs: Any) -> None:
+            """After the consumer stopped (the lanes drained): no write is left to make."""
+            await search.close()
+
+        # Faust's receiver type is narrower than any function mypy can match to it.
+        app.on_before_shutdown.connect(cast(Any, close_client))
 
     @app.page("/search/stats/")
     async def search_stats(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:

@@ -84,6 +84,8 @@ def worker(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         reindex(stack, es, index)
     yield running
     running.stop()
+    # A clean stop closes its clients: aiohttp logs an ERROR for every session left open.
+    assert "Unclosed client session" not in running.log.read_text()
     es = client(stack.elasticsearch)
     es.indices.delete(index=f"{running.prefix}*", allow_no_indices=True)
     for name in ("products", "reviews"):
