@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from headwater.console import console, fail, print_json, print_table
+from headwater.console import console, err_console, fail, print_json, print_table
 from headwater.models.shop import BRANDS, CATALOGUE
 from headwater.settings import PostgresSettings
 
@@ -296,6 +297,8 @@ class ShopWriter:
 class WorkloadReport:
     written: Counter[tuple[str, str]]
     seconds: float
+    reconnects: int = 0  # times the connection was lost (say, a database restart) and made again
+    skipped: int = 0  # operations given up: lost with the connection, or rolled back by a conflict
 
     @property
     def total(self) -> int:
@@ -305,6 +308,8 @@ class WorkloadReport:
         return {
             "total": self.total,
             "seconds": round(self.seconds, 2),
+            "reconnects": self.reconnects,
+            "skipped": self.skipped,
             "rate_per_s": round(self.total / self.seconds, 1) if self.seconds else None,
             "by_table": [
                 {"table": t, "action": a, "count": n} for (t, a), n in sorted(self.written.items())
@@ -312,12 +317,48 @@ class WorkloadReport:
         }
 
 
+# Waiting out a lost connection: the integration standard's backoff (100 ms doubling to 30 s,
+# with jitter), for as long as a database restart or failover may take.
+RECONNECT_WITHIN_S = 300.0
+# What a concurrent writer can make the database roll back: plan another operation.
+ROLLED_BACK = (
+    psycopg.errors.TransactionRollback,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+)
+
+
+def _connect(pg: PostgresSettings, within_s: float) -> psycopg.Connection[Any]:
+    """A connection to the source database, retried with backoff for up to `within_s`."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        wait=wait_exponential_jitter(multiplier=0.1, max=30),
+        stop=stop_after_delay(within_s),
+        reraise=True,
+        before_sleep=lambda state: err_console.print(
+            f"[yellow]{pg.host}:{pg.port}/{pg.source_db} unreachable[/] "
+            f"(attempt {state.attempt_number}); retrying"
+        ),
+    )
+    conn: psycopg.Connection[Any] = retrying(psycopg.connect, pg.dsn(pg.source_db), autocommit=True)
+    return conn
+
+
 def run_workload(
-    pg: PostgresSettings, rate: float, total: int, seed: int | None = None, show: bool = True
+    pg: PostgresSettings,
+    rate: float,
+    total: int,
+    seed: int | None = None,
+    show: bool = True,
+    reconnect_within_s: float = RECONNECT_WITHIN_S,
 ) -> WorkloadReport:
-    """Write `total` operations at about `rate` per second (0 = as fast as possible)."""
+    """Write `total` operations at about `rate` per second (0 = as fast as possible).
+
+    A lost connection (the database restarted, say) is made again, waiting up to
+    `reconnect_within_s`; the operation in flight is given up (it rolled back, or its commit is
+    unknown) and the shop's state is read afresh. So is an operation a conflict rolled back."""
     rng = random.Random(seed)
-    written: Counter[tuple[str, str]] = Counter()
+    report = WorkloadReport(Counter(), 0.0)
     interval = 1.0 / rate if rate > 0 else 0.0
     start = time.monotonic()
     progress = Progress(
@@ -328,19 +369,40 @@ def run_workload(
         console=console,
         disable=not show,
     )
-    with psycopg.connect(pg.dsn(pg.source_db), autocommit=True) as conn, progress:
-        task = progress.add_task("ops", total=total)
-        writer = ShopWriter(conn)
-        for n in range(total):
-            op = plan_operation(writer.state, rng)
-            writer.apply(op)
-            written[(op.table, op.action)] += 1
-            progress.advance(task)
-            # Pace against the schedule, not the previous write, so the rate holds on average.
-            ahead = start + (n + 1) * interval - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-    return WorkloadReport(written, time.monotonic() - start)
+    conn = _connect(pg, reconnect_within_s)
+    try:
+        with progress:
+            task = progress.add_task("ops", total=total)
+            writer = ShopWriter(conn)
+            n = 0
+            while n < total:
+                op = plan_operation(writer.state, rng)
+                try:
+                    writer.apply(op)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    report.skipped += 1
+                    if not (conn.broken or conn.closed):
+                        if isinstance(exc, ROLLED_BACK):
+                            continue  # a deadlock or serialization failure: plan another
+                        raise
+                    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    err_console.print(f"[yellow]connection lost[/] ({reason}); reconnecting")
+                    conn.close()
+                    conn = _connect(pg, reconnect_within_s)
+                    writer = ShopWriter(conn)
+                    report.reconnects += 1
+                    continue
+                report.written[(op.table, op.action)] += 1
+                n += 1
+                progress.advance(task)
+                # Pace against the schedule, not the previous write, so the rate holds on average.
+                ahead = start + n * interval - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+    finally:
+        conn.close()
+    report.seconds = time.monotonic() - start
+    return report
 
 
 def generate(
@@ -367,6 +429,11 @@ def generate(
     console.print(
         f"wrote {data['total']} operations in {data['seconds']}s ({data['rate_per_s']}/s)"
     )
+    if report.reconnects:
+        console.print(
+            f"reconnected {report.reconnects} time(s); {report.skipped} operation(s) given up "
+            "(lost with the connection or rolled back) and replaced"
+        )
     print_table(
         "Changes written",
         ["table", "action", "count"],
