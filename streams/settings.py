@@ -46,6 +46,9 @@ class StreamsSettings(_Component):
     # yet committed is read again after a crash (at-least-once); the dashboards skip those.
     commit_interval_s: float = Field(default=1.0, gt=0.0)
 
+    # The worker's event loop: uvloop (its selector, sockets and callbacks in C) or asyncio's own.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
     def consumer_options(self) -> dict[str, Any]:
         """Keyword arguments of `streams.transport.App` for how its consumer talks to Kafka."""
         return {

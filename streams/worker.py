@@ -19,6 +19,7 @@ import time
 from types import FrameType
 
 import faust
+import mode.loop
 
 from connectors.sources import resolve
 from headwater.settings import Settings
@@ -30,18 +31,20 @@ from streams.settings import StreamsSettings
 from streams.transport import App
 
 
-def assemble(index: int = 0) -> tuple[App, Settings, StreamsSettings]:
+def assemble(streams: StreamsSettings) -> tuple[App, Settings]:
     """Settings from the environment, the declared pipelines, and the app built from them."""
     settings = Settings.load()
-    streams = StreamsSettings(worker_index=index)
     pipelines, bindings = resolve(settings)
     indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
-    return build_app(settings, streams, DashboardSettings(), indexes), settings, streams
+    return build_app(settings, streams, DashboardSettings(), indexes), settings
 
 
 def run(index: int = 0, loglevel: str = "INFO") -> None:
     """Run worker `index` in this process until it is stopped (SIGINT or SIGTERM)."""
-    app, settings, streams = assemble(index)
+    streams = StreamsSettings(worker_index=index)
+    if streams.event_loop == "uvloop":
+        mode.loop.use("uvloop")  # before anything makes a loop
+    app, settings = assemble(streams)
 
     class Worker(faust.Worker):
         async def on_first_start(self) -> None:
