@@ -689,6 +689,13 @@ def _stage_summaries(
     return {name: summary(since(after[name], before.get(name))) for name in after}
 
 
+def _index_documents(es: Elasticsearch, index: DeclaredIndex) -> dict[str, int]:
+    """Documents in the index behind the alias (dead markers included) and the live ones."""
+    stats = es.indices.stats(index=index.alias, metric="docs").body["_all"]["primaries"]["docs"]
+    live = es.count(index=index.alias).body["count"]  # the alias shows live documents only
+    return {"all": int(stats["count"]), "live": int(live)}
+
+
 def _processes(settings: Settings, workers: _Workers) -> dict[str, int]:
     """The processes whose cores a step measures: the stack's services, the workers, the bench."""
     stack = Stack(settings)
@@ -724,6 +731,9 @@ def run_freshness(
         "cpus": os.cpu_count(),
         "load": {**load.__dict__, "mix": MIX},
         "poll_interval_ms": POLL_S * 1000,
+        # Deleted rows stay as dead markers and every change costs more as they pile up: runs
+        # compare only at similar sizes.
+        "index_documents": _index_documents(es, products),
         "worker": "started" if worker.started_here else "reused",
         "workers": len(worker.pids),
     }
@@ -792,6 +802,11 @@ def run_freshness(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _documents(result: dict[str, Any]) -> str:
+    docs = result.get("index_documents")
+    return "-" if not docs else f"{docs['all']:,} ({docs['live']:,})"
 
 
 def _worker_rows(main: dict[str, Any], end_to_end: dict[str, Any]) -> list[list[str]]:
@@ -897,6 +912,7 @@ def print_report(result: dict[str, Any]) -> None:
         ["measure", "value", "pipeline ratio"],
         [
             ["highest sustained rate/s", f"{max_rate:g}" if max_rate else "-", ""],
+            ["index documents at the start (live)", _documents(result), ""],
             ["first rate not sustained", limit, ""],
             ["Debezium commit-to-Kafka ms (p50/p95/p99)",
              f"{_ms(debezium['p50'])} / {_ms(debezium['p95'])} / {_ms(debezium['p99'])}", share],

@@ -314,3 +314,19 @@ def test_the_verdict_tells_a_writer_limit_from_a_pipeline_one() -> None:
     both = summarise_step(200.0, 0.0, 9.0, step_changes([1500.0] * 900), 0, [])
     assert verdict(both).endswith("(the writer fell short too)")
     assert verdict(summarise_step(100.0, 0.0, 9.0, fast, 0, [])) == "sustained"
+
+
+def test_the_worker_stages_of_a_step_are_what_happened_during_it() -> None:
+    from streams.latency import Histogram
+    from streams.search.bench import _documents, _stage_summaries
+
+    acked = Histogram()
+    acked.observe(500, times=10)  # before the step
+    before = {"acked": acked.snapshot()}
+    acked.observe(60, times=100)
+    stages = _stage_summaries(before, {"acked": acked.snapshot()})
+    assert stages is not None and stages["acked"]["count"] == 100
+    assert 50 < stages["acked"]["p95"] <= 75
+    assert _stage_summaries(None, before) is None  # a worker that keeps no histograms
+    assert _documents({"index_documents": {"all": 146013, "live": 2159}}) == "146,013 (2,159)"
+    assert _documents({}) == "-"
