@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import retry, retry_if_exception, stop_after_attempt
 
 from connectors.spec import ConnectorSpec
+from headwater.resilience import RetryPolicy
 
 
 class ConnectError(RuntimeError):
@@ -34,7 +35,7 @@ def _transient(exc: BaseException) -> bool:
 
 _retry = retry(
     retry=retry_if_exception(_transient),
-    wait=wait_exponential_jitter(multiplier=0.1, max=30),
+    wait=RetryPolicy().tenacity_wait(),
     stop=stop_after_attempt(5),
     reraise=True,
 )

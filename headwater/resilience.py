@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import wait_exponential_jitter
+from tenacity.wait import wait_base
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,13 @@ class RetryPolicy:
     max_s: float = 30.0
     max_attempts: int = 5
     jitter: float = 0.2  # +/- this fraction of the delay, so retries do not stampede
+
+    def tenacity_wait(self) -> wait_base:
+        """The same backoff as a tenacity wait (exponential from `initial_s` up to `max_s`,
+        with jitter), for callers that retry with tenacity."""
+        return wait_exponential_jitter(
+            multiplier=self.initial_s, max=self.max_s, exp_base=self.multiplier
+        )
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `attempt` (1-based)."""

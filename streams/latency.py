@@ -10,7 +10,7 @@ what happened in between, whatever the worker did before. Pure: no clock, no I/O
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,20 @@ class Histogram:
 
     def snapshot(self) -> dict[str, Any]:
         return {"bounds_ms": list(BOUNDS_MS), "counts": list(self.counts), "sum_ms": self.sum_ms}
+
+
+def added(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """One snapshot of several histograms with the same buckets (say, one per worker)."""
+    total: dict[str, Any] | None = None
+    for snapshot in snapshots:
+        if total is None:
+            total = {**snapshot, "counts": list(snapshot["counts"])}
+            continue
+        if snapshot["bounds_ms"] != total["bounds_ms"]:
+            raise ValueError("the snapshots have different buckets")
+        total["counts"] = [a + b for a, b in zip(total["counts"], snapshot["counts"], strict=True)]
+        total["sum_ms"] += snapshot["sum_ms"]
+    return total
 
 
 def since(later: Mapping[str, Any], earlier: Mapping[str, Any] | None) -> list[int]:

@@ -16,10 +16,11 @@ from typing import Any
 import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay
 
 from headwater.console import console, err_console, fail, print_json, print_table
 from headwater.models.shop import BRANDS, CATALOGUE
+from headwater.resilience import RetryPolicy
 from headwater.settings import PostgresSettings
 
 ADJECTIVES = ["Classic", "Ultra", "Eco", "Smart", "Compact", "Pro", "Vintage", "Everyday", "Deluxe"]
@@ -332,7 +333,7 @@ def _connect(pg: PostgresSettings, within_s: float) -> psycopg.Connection[Any]:
     """A connection to the source database, retried with backoff for up to `within_s`."""
     retrying = Retrying(
         retry=retry_if_exception_type(psycopg.OperationalError),
-        wait=wait_exponential_jitter(multiplier=0.1, max=30),
+        wait=RetryPolicy().tenacity_wait(),
         stop=stop_after_delay(within_s),
         reraise=True,
         before_sleep=lambda state: err_console.print(

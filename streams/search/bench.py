@@ -54,7 +54,7 @@ from headwater.settings import PROJECT_ROOT, Settings
 from headwater.stack.manager import Stack
 from indexers.catalog import client
 from indexers.declared import DeclaredIndex, declared_indexes
-from streams.latency import since, summary
+from streams.latency import added, since, summary
 from streams.profile import CpuMeter, Profiler, by_function, by_stage
 from streams.search.freshness import (
     MIX,
@@ -663,7 +663,7 @@ def _check(kind: str, value: Any, expected: Any) -> None:
 
 def _worker_stages(streams: StreamsSettings, workers: _Workers) -> dict[str, Any] | None:
     """The workers' stage histograms now, added up (None if a worker does not keep them)."""
-    total: dict[str, Any] = {}
+    per_worker = []
     for port in workers.ports:
         url = f"http://{streams.web_host}:{port}/search/stats/"
         try:
@@ -672,12 +672,9 @@ def _worker_stages(streams: StreamsSettings, workers: _Workers) -> dict[str, Any
             return None
         if stages is None:
             return None
-        for name, snapshot in stages.items():
-            kept = total.setdefault(name, {**snapshot, "counts": [0] * len(snapshot["counts"])})
-            kept["counts"] = [
-                a + b for a, b in zip(kept["counts"], snapshot["counts"], strict=True)
-            ]
-    return total
+        per_worker.append(stages)
+    names = {name for stages in per_worker for name in stages}
+    return {name: added(s[name] for s in per_worker if name in s) for name in names}
 
 
 def _stage_summaries(
@@ -804,6 +801,13 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _share_of_p50(p50: float | None, end_to_end: dict[str, Any]) -> str:
+    """A stage's p50 as a share of the end-to-end p50 ("" when either is unknown)."""
+    if p50 is None or not end_to_end["p50"]:
+        return ""
+    return f"{p50 / end_to_end['p50']:.0%} of p50"
+
+
 def _documents(result: dict[str, Any]) -> str:
     docs = result.get("index_documents")
     return "-" if not docs else f"{docs['all']:,} ({docs['live']:,})"
@@ -823,9 +827,7 @@ def _worker_rows(main: dict[str, Any], end_to_end: dict[str, Any]) -> list[list[
         s = stages.get(key)
         if s is None:
             continue
-        share = (
-            f"{s['p50'] / end_to_end['p50']:.0%} of p50" if s["p50"] and end_to_end["p50"] else ""
-        )
+        share = _share_of_p50(s["p50"], end_to_end)
         rows.append(
             [
                 f"{label} ms (p50/p95/p99)",
@@ -898,11 +900,7 @@ def print_report(result: dict[str, Any]) -> None:
     stopped = result["stopped_at"]
     max_rate = result["max_sustained_rate"]
     limit = "-" if stopped is None else f"{stopped['rate']:g}/s {stopped['verdict']}"
-    share = (
-        f"{debezium['p50'] / end_to_end['p50']:.0%} of p50"
-        if debezium["p50"] is not None and end_to_end["p50"]
-        else ""
-    )
+    share = _share_of_p50(debezium["p50"], end_to_end)
 
     def ratio(key: str) -> str:
         return f"{result[key]:g}" if max_rate else "-"

@@ -45,3 +45,18 @@ def test_summary_of_nothing_has_no_quantiles() -> None:
     assert summary(Histogram().counts) == {"count": 0, "p50": None, "p95": None, "p99": None}
     with pytest.raises(ValueError, match="quantile"):
         quantile([1], 1.5)
+
+
+def test_snapshots_of_several_workers_add_up() -> None:
+    from streams.latency import added
+
+    one, two = Histogram(), Histogram()
+    one.observe(12, times=3)
+    two.observe(12, times=2)
+    two.observe(600)
+    total = added([one.snapshot(), two.snapshot()])
+    assert total is not None and sum(total["counts"]) == 6
+    assert total["counts"][BOUNDS_MS.index(20)] == 5 and total["sum_ms"] == pytest.approx(660)
+    assert added([]) is None
+    with pytest.raises(ValueError, match="different buckets"):
+        added([one.snapshot(), {**two.snapshot(), "bounds_ms": [1]}])
