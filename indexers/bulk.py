@@ -1,13 +1,13 @@
 """The bulk writer: change actions to Elasticsearch `_bulk`, one outcome per document.
 
-The pure part (`operations`, `classify`) shapes requests and sorts responses; the writers do
-the network call. Following elasticsearch-py's `streaming_bulk`, only what can succeed on a
-retry is resent (429, 5xx, a transient refusal), with growing backoff; a version
-conflict on an externally versioned write is a stale event, skipped on purpose; any other
-rejection is the document's own fault: logged with its key, counted, and returned so the
-caller can dead-letter it. `AsyncBulkWriter.write` returns only when Elasticsearch has
-acknowledged every action, one way or another, which is what lets the stream workers commit
-offsets after it returns.
+The pure part (`operations`, `classify`, `sort_outcomes`) shapes requests and sorts responses;
+the writers do the network call. Following elasticsearch-py's `streaming_bulk`, only what can
+succeed on a retry is resent (429, 5xx, a transient refusal, a write block on the index behind
+an alias), with growing backoff; a version conflict on an externally versioned write is a stale
+event, skipped on purpose; any other rejection is the document's own fault: logged with its
+key, counted, and returned so the caller can dead-letter it. `AsyncBulkWriter.write` returns
+only when Elasticsearch has acknowledged every action, one way or another, which is what lets
+the stream workers commit offsets after it returns.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class Action:
     # Compare-and-set: written only if the document is still at this sequence number.
     if_seq_no: int | None = None
     if_primary_term: int | None = None
+    # A concrete index name rather than an alias (the merger writes where it read).
+    concrete: bool = False
     # Where the change came from, for logs and dead letters: `topic[partition]@offset`, key.
     where: str = ""
     key: str = ""
@@ -53,6 +55,10 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"  # a compare-and-set lost a race: the caller reads and merges again
     REJECTED = "rejected"
     RETRY = "retry"
+    # The index refuses writes for now (a write block: retired by a reindex, or set by an
+    # operator). A write through an alias is retried and finds the alias's current index; a
+    # compare-and-set against a concrete index goes back to its caller to resolve it again.
+    BLOCKED = "blocked"
 
 
 @dataclass
@@ -68,6 +74,8 @@ class BulkResult:
     stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     conflicts: list[Action] = field(default_factory=list)
+    # Of `conflicts`, how many met a blocked index rather than a newer document.
+    blocked: int = 0
     # Each written action with its response item (`_seq_no`, `_primary_term`, ...).
     acknowledged: list[tuple[Action, dict[str, Any]]] = field(default_factory=list)
     requests: int = 0
@@ -77,6 +85,7 @@ class BulkResult:
         self.stale += other.stale
         self.rejected.extend(other.rejected)
         self.conflicts.extend(other.conflicts)
+        self.blocked += other.blocked
         self.acknowledged.extend(other.acknowledged)
         self.requests += other.requests
 
@@ -89,6 +98,8 @@ def operations(actions: Sequence[Action]) -> list[dict[str, Any]]:
         if action.version is not None:
             meta["version"] = action.version
             meta["version_type"] = "external"
+        if action.concrete:
+            meta["require_alias"] = False
         if action.if_seq_no is not None:
             meta["if_seq_no"] = action.if_seq_no
             meta["if_primary_term"] = action.if_primary_term
@@ -110,12 +121,15 @@ def classify(action: Action, item: dict[str, Any]) -> tuple[Outcome, str]:
         return (Outcome.STALE if action.version is not None else Outcome.CONFLICT), reason
     if status == 429 or status >= 500:
         return Outcome.RETRY, reason
+    if status == 403 and error.get("type") == "cluster_block_exception":
+        return Outcome.BLOCKED, reason
     return Outcome.REJECTED, reason
 
 
-def _sort(
+def sort_outcomes(
     actions: Sequence[Action], items: list[dict[str, Any]]
 ) -> tuple[BulkResult, list[Action]]:
+    """One response's items, sorted: what came of each action, and the actions to send again."""
     result, retry = BulkResult(requests=1), []
     for action, wrapped in zip(actions, items, strict=True):
         item = next(iter(wrapped.values()))
@@ -125,8 +139,11 @@ def _sort(
             result.acknowledged.append((action, item))
         elif outcome is Outcome.STALE:
             result.stale += 1
-        elif outcome is Outcome.RETRY:
+        elif outcome is Outcome.RETRY or (outcome is Outcome.BLOCKED and not action.concrete):
             retry.append(action)
+        elif outcome is Outcome.BLOCKED:
+            result.conflicts.append(action)
+            result.blocked += 1
         elif outcome is Outcome.CONFLICT:
             result.conflicts.append(action)
         else:
@@ -189,7 +206,7 @@ class AsyncBulkWriter:
                 await asyncio.sleep(delay)
                 continue
             self.breaker.record_success()
-            result, pending = _sort(pending, response.body["items"])
+            result, pending = sort_outcomes(pending, response.body["items"])
             total.add(result)
             if pending:
                 attempt += 1
@@ -205,7 +222,7 @@ def write_sync(es: Elasticsearch, actions: Sequence[Action], chunk: int = 2000) 
         pending = list(actions[start : start + chunk])
         for attempt in range(1, policy.max_attempts + 2):
             response = es.bulk(operations=operations(pending))
-            result, pending = _sort(pending, response.body["items"])
+            result, pending = sort_outcomes(pending, response.body["items"])
             total.add(result)
             if not pending:
                 break

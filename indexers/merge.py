@@ -11,8 +11,11 @@ The merger remembers what it last wrote (document, `_seq_no`, `_primary_term`) f
 recently written documents and merges into that instead of reading: in the common case (one
 writer per document) the compare-and-set succeeds and a batch costs one request. If anyone else
 wrote meanwhile, the compare-and-set fails, the entry is dropped and the document is read.
-Entries are keyed by the concrete index behind the alias, resolved per batch, so after a
-`reindex` swap the new index's documents are read, never assumed.
+Reads and writes go to the concrete index behind the alias, resolved per batch, and cache
+entries are keyed by it, so a sequence number is only ever compared in the index it came from.
+After a `reindex` swap the old index gets a write block: a batch that resolved it before the
+swap has its writes refused (`Outcome.BLOCKED`), resolves the alias again and reads the new
+index's documents, never assumed.
 """
 
 from __future__ import annotations
@@ -74,11 +77,14 @@ def plan_writes(
     index: str,
     requests: dict[str, MergeRequest],
     found: dict[str, dict[str, Any]],
+    alias: str | None = None,
 ) -> tuple[list[Action], int]:
     """Compare-and-set writes for the documents that change, and how many did not change.
 
-    `found` maps a document id to its current `_source`, `_seq_no` and `_primary_term`.
+    `found` maps a document id to its current `_source`, `_seq_no` and `_primary_term`, as
+    read from `index`; `alias` is the alias `index` was resolved from, if it was.
     """
+    alias = alias or index
     actions, unchanged = [], 0
     for doc_id, request in requests.items():
         current = found.get(doc_id)
@@ -94,6 +100,8 @@ def plan_writes(
             "key": request.key,
             "origin": request,
         }
+        if index != alias:
+            common["concrete"] = True
         if current is None:
             actions.append(Action(op="create", **common))
         else:
@@ -180,6 +188,7 @@ class AsyncMerger:
             concrete = await self.concrete(index)
         # Documents hinted new are created without a read on the first pass only.
         assumed_new = {doc_id for doc_id, request in pending.items() if request.new}
+        blocked_rounds = 0
         while pending:
             found = {
                 doc_id: self._known[(concrete, doc_id)]
@@ -191,8 +200,10 @@ class AsyncMerger:
             ]
             assumed_new = set()
             if unknown:
-                found.update(await self.current(index, unknown))
-            actions, unchanged = plan_writes(self.declaration, index, pending, found)
+                found.update(await self.current(concrete, unknown))
+            # Read and written in the same concrete index: a sequence number read in one index
+            # is meaningless in another (after a reindex swap it could even match by chance).
+            actions, unchanged = plan_writes(self.declaration, concrete, pending, found, index)
             total.stale += unchanged
             result = await self.writer.write(actions)
             self._remember(result)
@@ -202,4 +213,12 @@ class AsyncMerger:
             for action in conflicts:
                 self._known.pop((concrete, action.id), None)
             pending = {a.id: pending[a.id] for a in conflicts}
+            if result.blocked:
+                # The index refuses writes: a reindex retired it (the alias has moved on) or
+                # an operator blocked it (wait, as for any back-pressure).
+                moved = await self.concrete(index)
+                if moved == concrete:
+                    blocked_rounds += 1
+                    await asyncio.sleep(self.writer.policy.delay(min(blocked_rounds, 10)))
+                concrete = moved
         return total

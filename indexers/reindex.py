@@ -2,7 +2,7 @@
 
 1. Create `<alias>-v<n+1>` (the template, generated from the declaration, gives it settings and
    mappings).
-2. Load it from a snapshot of the source database taken at WAL position W, with the same
+2. Load it from a snapshot of the source database at WAL position W, with the same
    ordering rules as the workers (plain indexes: external version W; indexes with summaries:
    merged with every component at W), so anything the workers write with a newer LSN wins over
    it. A document of the current index whose row is not in the snapshot gets a dead marker at
@@ -15,8 +15,14 @@
    Documents of an older layout (without `hw_lsn`) are not copied: the snapshot replaces them.
 4. Swap the alias in one `_aliases` call: searches answer from the old index until that
    instant and from the new one after it.
-5. Copy once more, for writes that landed on the old index just before the swap.
-The old index is kept (for a rollback) unless `drop_old`.
+5. Block writes to the old index (the block waits for writes in flight; later writes are
+   refused, and the workers resolve the alias again), then copy once more, for writes that
+   landed on the old index just before the swap.
+The old index is kept, read-only, for a rollback unless `drop_old`.
+
+The snapshot's position W is chosen so that the snapshot holds every change at or below it
+(`source.consistent_snapshot`): a transaction that wrote before the snapshot and committed
+after it would otherwise have its changes lose to the snapshot for good.
 """
 
 from __future__ import annotations
@@ -230,9 +236,7 @@ def reindex(
     new = index.versioned(max(versions(es, index), default=1) + 1)
     es.indices.create(index=new)
     progress(f"created {new}")
-    with source.connect(dsn) as conn, conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        lsn = source.snapshot_lsn(conn)
+    with source.connect(dsn) as conn, source.consistent_snapshot(conn, progress=progress) as lsn:
         snapshot = take_snapshot(conn, shaper, new, lsn)
     loaded = len(snapshot.actions) + sum(1 for m in snapshot.merges if m.params.lsn is not None)
     dead = tombstones(es, old, new, snapshot)
@@ -251,6 +255,10 @@ def reindex(
         ]
     )
     progress(f"alias {index.alias} now points to {new} (was {old})")
+    # A write that resolved the alias just before the swap may still land in the old index.
+    # The write block waits for every write in flight on its shards and refuses later ones
+    # (whose writers resolve the alias again), so the last copy misses nothing.
+    es.indices.add_block(index=old, block="write")
     copied += _copy(settings, es, index, old, new, snapshot)
     es.indices.refresh(index=new)
     if drop_old:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -247,3 +248,41 @@ def test_reindex_swaps_the_alias_and_keeps_answering(
     assert search(stack, es, worker.prefix, "products", "")["total"] > 0
     new_product(db, name="Written after the swap")
     converged(stack, worker, "products")
+
+
+def test_reindex_sees_a_transaction_that_wrote_before_its_snapshot_and_committed_after(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    """A change written before the snapshot's WAL position but committed after it is not in
+    the snapshot and has the lower LSN: reindex must wait for its transaction, or the snapshot
+    wins over it for good (a rename lost, a new review missing, a deleted one still counted)."""
+    product = new_product(db, name="Lantern before the reindex")
+    customer = any_customer(db)
+    gone = db.execute(
+        "INSERT INTO reviews (product_id, customer_id, rating, body) "
+        "VALUES (%s, %s, 1, 'to be deleted') RETURNING id",
+        [product, customer],
+    ).fetchone()
+    assert gone is not None
+    converged(stack, worker)
+    es = client(stack.elasticsearch, timeout_s=120)
+    index = declared(stack, worker.prefix)["products"]
+    done: list[Any] = []
+    with psycopg.connect(stack.postgres.dsn()) as writer:  # one transaction, left open
+        writer.execute("UPDATE products SET name = 'Renamed in flight' WHERE id = %s", [product])
+        writer.execute(
+            "INSERT INTO reviews (product_id, customer_id, rating, body) "
+            "VALUES (%s, %s, 5, 'written in flight')",
+            [product, customer],
+        )
+        writer.execute("DELETE FROM reviews WHERE id = %s", gone)
+        building = threading.Thread(target=lambda: done.append(reindex(stack, es, index)))
+        building.start()
+        time.sleep(2)
+        assert building.is_alive(), "the snapshot did not wait for the open transaction"
+        writer.commit()
+    building.join(120)
+    assert done, "reindex did not finish"
+    converged(stack, worker)
+    doc = es.get(index=index.alias, id=str(product)).body["_source"]
+    assert (doc["name"], doc["review_count"], doc["rating_avg"]) == ("Renamed in flight", 1, 5.0)

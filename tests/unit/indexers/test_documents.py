@@ -12,7 +12,7 @@ import pytest
 
 from headwater.pipelines.declarations import IndexDeclaration, Pipelines
 from headwater.pipelines.types import column_type
-from indexers.bulk import Action, Outcome, classify, operations
+from indexers.bulk import Action, Outcome, classify, operations, sort_outcomes
 from indexers.documents import (
     CHILDREN,
     LIVE,
@@ -216,6 +216,27 @@ def test_classify() -> None:
     assert classify(cas, {"status": 409})[0] is Outcome.CONFLICT
     assert classify(versioned, {"status": 429})[0] is Outcome.RETRY
     assert classify(versioned, {"status": 400, "error": {"type": "x"}})[0] is Outcome.REJECTED
+
+
+def test_a_blocked_index_is_retried_through_an_alias_and_resolved_again_by_a_merge() -> None:
+    block = {"status": 403, "error": {"type": "cluster_block_exception", "reason": "write"}}
+    through_alias = Action(op="index", index="products", id="1", body={}, version=1)
+    concrete = Action(op="create", index="products-v1", id="2", body={}, concrete=True)
+    assert classify(through_alias, block)[0] is Outcome.BLOCKED
+    forbidden = {"status": 403, "error": {"type": "security_exception"}}
+    assert classify(through_alias, forbidden)[0] is Outcome.REJECTED
+    result, retry = sort_outcomes([through_alias, concrete], [{"index": block}, {"create": block}])
+    assert retry == [through_alias]  # the alias may point elsewhere by the next attempt
+    assert result.conflicts == [concrete] and result.blocked == 1 and not result.rejected
+
+
+def test_a_merge_reads_and_writes_the_concrete_index(products: IndexDeclaration) -> None:
+    requests = {"1": MergeRequest("1", changes()[0])}
+    (create,), _ = plan_writes(products, "products-v2", requests, {}, alias="products")
+    assert (create.index, create.concrete) == ("products-v2", True)
+    assert operations([create])[0]["create"]["require_alias"] is False
+    (through,), _ = plan_writes(products, "products", requests, {}, alias="products")
+    assert not through.concrete and "require_alias" not in operations([through])[0]["create"]
 
 
 def _with_transform(products: IndexDeclaration, function: str) -> IndexDeclaration:
