@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
-from headwater.console import console, fail, print_json, print_table, settings_of
+from headwater.console import console, err_console, fail, print_json, print_table, settings_of
 from headwater.pipelines.declarations import DeclarationError
 from headwater.settings import Settings
 from indexers.declared import DeclaredIndex, UnknownIndex, pick
+
+if TYPE_CHECKING:
+    from indexers.verify import Report
 
 
 def declared(settings: Settings) -> dict[str, DeclaredIndex]:
@@ -88,11 +92,21 @@ def verify_search(
     index: list[str] = typer.Option(
         [], "--index", "-i", "--table", "-t", help="A declared index; repeatable. Default: all."
     ),
-    wait: float = typer.Option(0.0, "--wait", help="Retry for up to this many seconds."),
+    settle: float = typer.Option(
+        10.0,
+        "--settle",
+        min=0,
+        help="Seconds a difference must hold still to count (changes in flight keep moving).",
+    ),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="Retry for up to this many seconds."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Rewrite exactly the differing documents from the source."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Reconcile source tables and search indexes: counts and a content hash per id."""
     from indexers.catalog import client
+    from indexers.reindex import repair as run_repair
     from indexers.verify import verify
 
     settings = settings_of(ctx)
@@ -101,55 +115,82 @@ def verify_search(
         chosen = [pick(indexes, name) for name in index] or list(indexes.values())
     except UnknownIndex as exc:
         fail(str(exc))
-    es = client(settings.elasticsearch)
-    deadline = time.monotonic() + wait
-    while True:
-        reports = [verify(i.dsn, es, i.spec, i.shaper) for i in chosen]
-        if all(r.ok for r in reports) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
-    if as_json:
-        print_json(
-            [
-                {
-                    "table": r.table,
-                    "index": r.index,
-                    "source_count": r.source_count,
-                    "index_count": r.index_count,
-                    "ok": r.ok,
-                    "mismatches": [m.__dict__ for m in r.mismatches],
-                }
-                for r in reports
-            ]
-        )
-    else:
-        print_table(
-            "search indexes vs source",
-            ["table", "index", "source rows", "index docs", "missing", "extra", "stale", "ok"],
-            [
-                [
-                    r.table,
-                    r.index,
-                    r.source_count,
-                    r.index_count,
-                    *(
-                        sum(m.kind == k for m in r.mismatches)
-                        for k in ("missing", "extra", "stale")
-                    ),
-                    "yes" if r.ok else "NO",
-                ]
-                for r in reports
-            ],
-        )
-        for r in reports:
-            for m in r.mismatches[:50]:
-                console.print(
-                    f"{r.index} id={m.id}: {m.kind} (source {m.source_hash}, index {m.index_hash})"
+    es = client(settings.elasticsearch, timeout_s=120)
+
+    def check() -> list[Report]:
+        deadline = time.monotonic() + wait
+        while True:
+            reports = [verify(i.dsn, es, i.spec, i.shaper, settle) for i in chosen]
+            if all(r.ok for r in reports) or time.monotonic() >= deadline:
+                return reports
+            time.sleep(0.5)
+
+    reports = check()
+    repaired: dict[str, int] = {}
+    if repair and not all(r.ok for r in reports):
+        for target, report in zip(chosen, reports, strict=True):
+            if report.mismatches:
+                ids = [m.id for m in report.mismatches]
+                result = run_repair(
+                    settings.elasticsearch, target.dsn, es, target.spec, target.shaper, ids,
+                    progress=err_console.print,
+                )  # fmt: skip
+                repaired[report.index] = result.written
+                err_console.print(
+                    f"{report.index}: rewrote {result.written} of {len(ids)} documents from the "
+                    f"source at LSN {result.snapshot_lsn} ({result.unchanged} already past it)"
                 )
-            if len(r.mismatches) > 50:
-                console.print(f"... and {len(r.mismatches) - 50} more in {r.index}")
+        reports = check()
+    if as_json:
+        print_json([{**_report_json(r), "repaired": repaired.get(r.index, 0)} for r in reports])
+    else:
+        _print_reports(reports)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+def _report_json(r: Report) -> dict[str, object]:
+    return {
+        "table": r.table,
+        "index": r.index,
+        "source_count": r.source_count,
+        "index_count": r.index_count,
+        "ok": r.ok,
+        "mismatches": [m.__dict__ for m in r.mismatches],
+        "in_flight": [m.__dict__ for m in r.in_flight],
+    }
+
+
+def _print_reports(reports: list[Report]) -> None:
+    print_table(
+        "search indexes vs source",
+        ["table", "index", "source rows", "index docs", "missing", "extra", "stale", "in flight",
+         "ok"],
+        [
+            [
+                r.table,
+                r.index,
+                r.source_count,
+                r.index_count,
+                *(sum(m.kind == k for m in r.mismatches) for k in ("missing", "extra", "stale")),
+                len(r.in_flight),
+                "yes" if r.ok else "NO",
+            ]
+            for r in reports
+        ],
+    )  # fmt: skip
+    for r in reports:
+        for m in r.mismatches[:50]:
+            console.print(
+                f"{r.index} id={m.id}: {m.kind} (source {m.source_hash}, index {m.index_hash})"
+            )
+        if len(r.mismatches) > 50:
+            console.print(f"... and {len(r.mismatches) - 50} more in {r.index}")
+        if r.in_flight:
+            console.print(
+                f"{r.index}: {len(r.in_flight)} documents were still changing when the check "
+                "ended (in flight, not stale): run it again when writes are quieter"
+            )
 
 
 indexers_app = typer.Typer(help="Search indexes behind aliases.", no_args_is_help=True)

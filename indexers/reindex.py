@@ -38,7 +38,7 @@ from elasticsearch.helpers import scan
 
 from headwater.settings import ElasticsearchSettings
 from indexers import source
-from indexers.bulk import Action, AsyncBulkWriter, write_sync
+from indexers.bulk import Action, AsyncBulkWriter, BulkResult, write_sync
 from indexers.catalog import IndexSpec, async_client, ensure_index, versions
 from indexers.documents import CHILDREN, LIVE, LSN, Params, Shaper
 from indexers.merge import AsyncMerger, MergeRequest
@@ -170,18 +170,20 @@ def copy_params(
 
 def _merge(
     settings: ElasticsearchSettings, index: IndexSpec, new: str, requests: list[MergeRequest]
-) -> None:
-    async def go() -> None:
+) -> BulkResult:
+    async def go() -> BulkResult:
         es = async_client(settings, timeout_s=120)
+        total = BulkResult()
         try:
             writer = AsyncBulkWriter(es, require_alias=False)
             merger = AsyncMerger(es, writer, index.declaration)
             for start in range(0, len(requests), 1000):
-                await merger.merge(new, requests[start : start + 1000])
+                total.add(await merger.merge(new, requests[start : start + 1000]))
         finally:
             await es.close()
+        return total
 
-    asyncio.run(go())
+    return asyncio.run(go())
 
 
 def _copy(
@@ -265,3 +267,52 @@ def reindex(
         es.indices.delete(index=old)
         progress(f"dropped {old}")
     return ReindexResult(index.alias, old, new, lsn, loaded, copied)
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    alias: str
+    snapshot_lsn: int
+    written: int
+    # Documents already as the snapshot has them, or moved past it by a newer change.
+    unchanged: int
+
+
+def repair(
+    settings: ElasticsearchSettings,
+    dsn: str,
+    es: Elasticsearch,
+    index: IndexSpec,
+    shaper: Shaper,
+    ids: Iterable[str],
+    progress: Callable[[str], None] = log.info,
+) -> RepairResult:
+    """Rewrite documents `ids` from a consistent snapshot of the source, in place, with the
+    ordering rules of a reindex: a change newer than the snapshot still wins over it, and a
+    summarised child the document counts but the snapshot does not have is marked deleted."""
+    wanted = set(ids)
+    with source.connect(dsn) as conn, source.consistent_snapshot(conn, progress=progress) as lsn:
+        snapshot = take_snapshot(conn, shaper, index.alias, lsn) if wanted else None
+    if snapshot is None:
+        return RepairResult(index.alias, lsn, 0, 0)
+    if not snapshot.merged:
+        actions = [a for a in snapshot.actions if a.id in wanted]
+        gone = sorted(wanted - {a.id for a in actions})
+        actions += [
+            Action(op="index", index=index.alias, id=i, version=lsn, body={LIVE: False, LSN: lsn})
+            for i in gone
+        ]
+        written = write_sync(es, actions)
+        return RepairResult(index.alias, lsn, written.written, written.stale)
+    requests = [m for m in snapshot.merges if m.id in wanted]
+    absent = wanted - {m.id for m in requests if m.params.lsn is not None}
+    requests += [MergeRequest(i, Params(lsn=lsn, live=False)) for i in sorted(absent)]
+    # Children the documents hold that the snapshot lacks, written before it: deleted by then.
+    for doc in es.mget(index=index.alias, ids=sorted(wanted)).body["docs"]:
+        if doc.get("found"):
+            current = {**doc["_source"], "_id": doc["_id"]}
+            params = copy_params(current, snapshot, index.declaration.fields)
+            if params is not None:
+                requests.append(MergeRequest(doc["_id"], params))
+    merged = _merge(settings, index, index.alias, requests)
+    return RepairResult(index.alias, lsn, merged.written, merged.stale)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -286,3 +288,84 @@ def test_reindex_sees_a_transaction_that_wrote_before_its_snapshot_and_committed
     converged(stack, worker)
     doc = es.get(index=index.alias, id=str(product)).body["_source"]
     assert (doc["name"], doc["review_count"], doc["rating_avg"]) == ("Renamed in flight", 1, 5.0)
+
+
+def test_verify_repair_rewrites_exactly_the_documents_that_differ(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    product = new_product(db, name="Lantern to be damaged")
+    customer = any_customer(db)
+    reviews = [
+        db.execute(
+            "INSERT INTO reviews (product_id, customer_id, rating, body) "
+            "VALUES (%s, %s, 4, %s) RETURNING id",
+            [product, customer, f"review {n}"],
+        ).fetchone()[0]  # type: ignore[index]
+        for n in range(3)
+    ]
+    converged(stack, worker)
+    es = client(stack.elasticsearch)
+    alias = f"{worker.prefix}reviews"
+    # Damage the index behind the pipeline's back, at versions no newer than the documents had:
+    # a stale review, a lost one, a ghost whose row never existed, and a stale product name.
+    kept = es.get(index=alias, id=str(reviews[0])).body
+    damaged = {**kept["_source"], "text": "not what the row says"}
+    es.index(index=alias, id=str(reviews[0]), document=damaged,
+             version=kept["_version"], version_type="external_gte")  # fmt: skip
+    es.delete(index=alias, id=str(reviews[1]))
+    ghost = {"id": 987654322, "product_id": product, "hw_live": True, "hw_lsn": 1}
+    es.index(index=alias, id="987654322", document=ghost, version=1, version_type="external")
+    products = f"{worker.prefix}products"
+    doc = es.get(index=products, id=str(product)).body
+    es.index(index=products, id=str(product), document={**doc["_source"], "name": "Wrong"},
+             if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])  # fmt: skip
+    untouched = es.get(index=alias, id=str(reviews[2])).body["_seq_no"]
+
+    env = {**os.environ, "HW_INDEXES_PREFIX": worker.prefix}
+    run = [sys.executable, "-m", "headwater", "verify", "search", "--settle", "1", "--json"]
+    found = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    assert found.returncode == 1, found.stderr
+    kinds = {(r["index"], m["id"], m["kind"]) for r in json.loads(found.stdout)
+             for m in r["mismatches"]}  # fmt: skip
+    assert kinds == {
+        (alias, str(reviews[0]), "stale"),
+        (alias, str(reviews[1]), "missing"),
+        (alias, "987654322", "extra"),
+        (products, str(product), "stale"),
+    }
+    fixed = subprocess.run([*run, "--repair"], capture_output=True, text=True, env=env, timeout=300)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert {r["index"]: r["repaired"] for r in json.loads(fixed.stdout)} == {alias: 3, products: 1}
+    assert es.get(index=alias, id=str(reviews[2])).body["_seq_no"] == untouched
+    assert (
+        es.get(index=products, id=str(product)).body["_source"]["name"] == "Lantern to be damaged"
+    )
+
+
+def test_verify_under_writes_reports_nothing_in_flight_as_stale(
+    stack: Settings, worker: Worker, db: psycopg.Connection[Any]
+) -> None:
+    hot = [new_product(db, name=f"Hot lantern {n}") for n in range(3)]
+    converged(stack, worker, "products")
+    stop = threading.Event()
+
+    def write() -> None:
+        with psycopg.connect(stack.postgres.dsn(), autocommit=True) as conn:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                conn.execute("UPDATE products SET stock = %s WHERE id = %s", [n, hot[n % 3]])
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(1)
+        es = client(stack.elasticsearch)
+        index = declared(stack, worker.prefix)["products"]
+        report = run_verify(index.dsn, es, index.spec, index.shaper, settle_s=3)
+    finally:
+        stop.set()
+        writer.join()
+    assert report.mismatches == [], report.mismatches[:5]
+    converged(stack, worker, "products")
