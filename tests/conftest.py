@@ -20,7 +20,7 @@ collect_ignore_glob = [] if SECURE else ["secure/*"]
 
 # Modules that stop and start the shared stack run last, so they cannot pull it from under
 # the other integration tests.
-_RUN_LAST = ("test_stack.py",)
+_RUN_LAST = ("test_chaos.py", "test_stack.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

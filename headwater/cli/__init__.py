@@ -40,6 +40,7 @@ def _register() -> None:
     from batch.cli import app as batch_app
     from connectors.cli import app as connectors_app
     from headwater.cli.bench import app as bench_app
+    from headwater.cli.chaos import chaos
     from headwater.cli.db import app as db_app
     from headwater.cli.pipelines import app as pipelines_app
     from headwater.cli.run import run, stop
@@ -62,6 +63,7 @@ def _register() -> None:
     app.add_typer(indexers_app, name="indexers")
     app.add_typer(pipelines_app, name="pipelines")
     app.add_typer(bench_app, name="bench")
+    app.command("chaos")(chaos)
     app.add_typer(batch_app, name="batch")
     app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(secrets_app, name="secrets")

@@ -1,0 +1,419 @@
+"""`headwater chaos`: faults of the fault matrix under load, each as load, fault, heal, drain,
+reconcile, with a table (and JSON) of what was lost, stale or duplicated and how long it took
+to recover.
+
+Every scenario runs against the local stack with a worker and search indexes of its own (an
+index prefix, a consumer group, a dashboards updates topic), so the main job's stores are not
+touched, and the sample workload as the load: realistic inserts, updates and deletes from one
+session that reconnects after a database restart. The faults are real: processes are killed
+with SIGKILL, PostgreSQL is shut down immediately, Elasticsearch is paused with SIGSTOP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+
+from headwater.console import console, err_console, fail, print_json, print_table, save_result
+from headwater.settings import PROJECT_ROOT, Settings
+
+# A scenario recovers when its indexes equal the source this long after the heal, at most.
+RECOVERY_GOAL_S = 30.0
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    fault: str
+    operations: int
+    rate: float
+    lost: int = 0  # rows the index lacks (missing)
+    stale: int = 0
+    extra: int = 0  # documents whose row is gone
+    duplicates: int = 0  # changes delivered again and skipped as older (409 no-ops)
+    dead_letters: int = 0
+    # From the end of the heal and of the load to indexes equal to the source.
+    recovery_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == self.stale == self.extra == 0
+            and self.recovery_s is not None
+            and self.recovery_s <= RECOVERY_GOAL_S
+        )
+
+
+class ChaosWorker:
+    """A stream worker of the run's own (`python -m streams.worker 0`), killable."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        # Counters of the worker's earlier lives (a kill resets them).
+        self._before: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+
+    def start(self, timeout_s: float = 120) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.worker", "0"],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the chaos worker exited; see {self.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self._url("/ready/"), timeout=1).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"the chaos worker was not ready in {timeout_s:.0f}s; see {self.log}")
+
+    def _url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def counters(self) -> dict[str, int]:
+        """The search counters over every life of the worker."""
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            now = httpx.get(self._url("/search/stats/"), timeout=2).json()
+            self._last = {k: v for k, v in now.items() if isinstance(v, int)}
+        return {k: self._before.get(k, 0) + v for k, v in self._last.items()}
+
+    def kill(self) -> None:
+        self.counters()
+        self._before = {k: self._before.get(k, 0) + v for k, v in self._last.items()}
+        self._last = {}
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Run:
+    settings: Settings
+    prefix: str
+    worker: ChaosWorker
+    hold_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def indexes(self) -> dict[str, Any]:
+        from connectors.sources import resolve
+        from indexers.declared import declared_indexes
+
+        pipelines, bindings = resolve(self.settings)
+        return declared_indexes(pipelines, bindings, self.prefix)
+
+    def es(self) -> Any:
+        from indexers.catalog import client
+
+        return client(self.settings.elasticsearch, timeout_s=120)
+
+
+# Faults: each injects its fault and returns how to heal it -------------------------------------
+Heal = Callable[[], None]
+
+
+def _signal_service(run: Run, name: str, sig: int) -> None:
+    from headwater.stack import procs
+    from headwater.stack.manager import Stack
+
+    pid = Stack(run.settings).managed_pid(name)
+    if pid is None:
+        raise RuntimeError(f"{name} is not running")
+    for p in procs.process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, sig)
+
+
+def _stack_up(run: Run) -> None:
+    from headwater.stack.manager import Stack, up
+
+    up(Stack(run.settings), lambda name, what: None)
+
+
+def _connector_running(run: Run, timeout_s: float = 120) -> None:
+    """Wait for the source connectors; a failed task is restarted, loudly (it is in the notes)."""
+    from connectors.client import ConnectClient, ConnectError, last_error
+
+    with ConnectClient(run.settings.connect.url) as connect:
+        for name in connect.names():
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    connect.wait_running(name, timeout_s=5)
+                    break
+                except ConnectError:
+                    failure = last_error(connect.status(name))
+                    if failure:
+                        run.notes.append(f"connector {name} failed ({failure[:80]}); restarted")
+                        connect.restart(name)
+                    if time.monotonic() > deadline:
+                        raise
+
+
+def kill_worker(run: Run) -> Heal:
+    run.worker.kill()
+    return run.worker.start
+
+
+def kill_service(name: str) -> Callable[[Run], Heal]:
+    def inject(run: Run) -> Heal:
+        _signal_service(run, name, signal.SIGKILL)
+
+        def heal() -> None:
+            time.sleep(1)
+            _stack_up(run)
+            _connector_running(run)
+
+        return heal
+
+    return inject
+
+
+def restart_postgres(run: Run) -> Heal:
+    # SIGQUIT to the postmaster is `pg_ctl stop -m immediate`: no checkpoint, crash recovery.
+    from headwater.stack.manager import Stack
+
+    pid = Stack(run.settings).managed_pid("postgres")
+    if pid is None:
+        raise RuntimeError("postgres is not running")
+    os.kill(pid, signal.SIGQUIT)
+
+    def heal() -> None:
+        time.sleep(1)
+        _stack_up(run)
+        _connector_running(run)
+
+    return heal
+
+
+def pause_elasticsearch(run: Run) -> Heal:
+    _signal_service(run, "elasticsearch", signal.SIGSTOP)
+    return lambda: _signal_service(run, "elasticsearch", signal.SIGCONT)
+
+
+def reindex_under_writes(run: Run) -> Heal:
+    from indexers.reindex import reindex
+
+    es = run.es()
+    for index in run.indexes().values():
+        reindex(run.settings.elasticsearch, index.dsn, es, index.spec, index.shaper)
+    return lambda: None
+
+
+def poison_records(run: Run) -> Heal:
+    from confluent_kafka import Producer
+
+    producer = Producer(run.settings.kafka.client_config())
+    for index in run.indexes().values():
+        producer.produce(index.topic, key=b'{"id": -1}', value=b"\x00not a change event")
+    producer.flush(10)
+    return lambda: None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: str
+    inject: Callable[[Run], Heal]
+
+
+SCENARIOS = (
+    Scenario("worker-kill", "stream worker killed (SIGKILL), restarted", kill_worker),
+    Scenario("connect-kill", "Kafka Connect killed (SIGKILL), restarted", kill_service("connect")),
+    Scenario("kafka-kill", "Kafka broker killed (SIGKILL), restarted", kill_service("kafka")),
+    Scenario("postgres-restart", "PostgreSQL immediate shutdown, restarted", restart_postgres),
+    Scenario("elasticsearch-pause", "Elasticsearch paused (SIGSTOP), resumed", pause_elasticsearch),
+    Scenario("reindex", "every index rebuilt and swapped under writes", reindex_under_writes),
+    Scenario("poison", "undecodable records on every change topic", poison_records),
+)
+
+
+# Running ---------------------------------------------------------------------------------------
+def _reconcile(run: Run, settle_s: float) -> tuple[bool, dict[str, int]]:
+    from indexers.verify import verify
+
+    es = run.es()
+    counts = {"lost": 0, "stale": 0, "extra": 0}
+    clean = True
+    for index in run.indexes().values():
+        report = verify(index.dsn, es, index.spec, index.shaper, settle_s)
+        clean = clean and report.ok
+        kinds = [m.kind for m in report.mismatches + report.in_flight]
+        counts["lost"] += kinds.count("missing")
+        counts["stale"] += kinds.count("stale")
+        counts["extra"] += kinds.count("extra")
+    return clean, counts
+
+
+def _converged(
+    run: Run, within_s: float, settle_s: float = 0.0
+) -> tuple[float | None, dict[str, int]]:
+    start = time.monotonic()
+    while True:
+        clean, counts = _reconcile(run, settle_s)
+        if clean:
+            return time.monotonic() - start, counts
+        if time.monotonic() - start > within_s:
+            return None, counts
+        time.sleep(0.5)
+
+
+def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Outcome:
+    """Load for `lead_s`, the fault for `run.hold_s` under load, heal, then the load's last
+    seconds; recovery is timed from when both the heal and the load are over to the first
+    reconcile that finds the indexes equal to the source."""
+    from headwater.cli.workload import run_workload
+
+    operations = int(rate * (lead_s + run.hold_s + 2))
+    outcome = Outcome(scenario.name, scenario.fault, operations, rate)
+    run.notes = []
+    if _converged(run, within_s=120)[0] is None:
+        raise RuntimeError("the indexes did not equal the source before the fault")
+    before = run.worker.counters()
+    load: dict[str, Any] = {}
+
+    def write() -> None:
+        load["report"] = run_workload(run.settings.postgres, rate, operations, show=False)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(lead_s)
+    heal = scenario.inject(run)
+    time.sleep(run.hold_s)
+    heal()
+    writer.join()
+    report = load.get("report")
+    if report is None:
+        outcome.notes.append("the load stopped with an error")
+    elif report.skipped:
+        outcome.notes.append(f"{report.skipped} operations given up by the load and replaced")
+    waited, counts = _converged(run, within_s=180)
+    outcome.recovery_s = None if waited is None else round(waited, 1)
+    if waited is None:
+        _, counts = _reconcile(run, settle_s=5.0)
+    outcome.lost, outcome.stale, outcome.extra = counts["lost"], counts["stale"], counts["extra"]
+    after = run.worker.counters()
+    outcome.duplicates = after.get("stale_skipped", 0) - before.get("stale_skipped", 0)
+    outcome.dead_letters = after.get("malformed", 0) - before.get("malformed", 0)
+    if scenario.name == "poison" and outcome.dead_letters < len(run.indexes()):
+        outcome.notes.append("the poison records were not all dead-lettered")
+        outcome.stale += 1  # counts as a failure: something was not handled as promised
+    outcome.notes.extend(run.notes)
+    return outcome
+
+
+@contextlib.contextmanager
+def chaos_run(settings: Settings, hold_s: float, logs: Path) -> Iterator[Run]:
+    """A worker and indexes of the run's own, built from the source; removed afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    prefix = f"chaos-{suffix}-"
+    port = 6700 + int(suffix[:4], 16) % 200
+    env = {
+        **os.environ,
+        "HW_STREAMS_APP_ID": f"hw-chaos-{suffix}",
+        "HW_INDEXES_PREFIX": prefix,
+        "HW_STREAMS_WEB_PORT": str(port),
+        "HW_STREAMS_DATA_DIR": str(logs / f"streams-{suffix}"),
+        "HW_STREAMS_AUTO_OFFSET_RESET": "latest",
+        "HW_DASHBOARDS_UPDATES_TOPIC": f"chaos-{suffix}.updates",
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    worker = ChaosWorker(env, port, logs / f"chaos-worker-{suffix}.log")
+    run = Run(settings, prefix, worker, hold_s)
+    worker.start()
+    try:
+        time.sleep(2)  # the new group settles at the end of the topics
+        reindex_under_writes(run)  # the indexes from a source snapshot
+        yield run
+    finally:
+        worker.stop()
+        with contextlib.suppress(Exception):
+            es = run.es()
+            es.options(ignore_status=404).indices.delete(index=f"{prefix}*")
+            for index in run.indexes().values():
+                es.options(ignore_status=404).indices.delete_index_template(name=index.alias)
+
+
+def chaos(
+    ctx: typer.Context,
+    scenario: list[str] = typer.Option(
+        [], "--scenario", "-s", help="A scenario; repeatable. Default: all of them."
+    ),
+    rate: float = typer.Option(100.0, "--rate", min=1, help="Changes per second of the load."),
+    lead: float = typer.Option(10.0, "--lead", min=1, help="Seconds of load before each fault."),
+    hold: float = typer.Option(10.0, "--hold", min=0, help="How long each fault lasts."),
+    short: bool = typer.Option(False, "--short", help="Each fault briefly, under a small load."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcomes as JSON."),
+) -> None:
+    """Run fault scenarios under load; each must end with nothing lost and nothing stale."""
+    from headwater.console import settings_of
+
+    settings = settings_of(ctx)
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [name for name in scenario if name not in known]
+    if unknown:
+        fail(f"unknown scenario {', '.join(unknown)}; known: {', '.join(known)}")
+    chosen = [known[name] for name in scenario] or list(SCENARIOS)
+    if short:
+        rate, lead, hold = min(rate, 50.0), min(lead, 3.0), min(hold, 3.0)
+    outcomes: list[Outcome] = []
+    logs = settings.stack.data_dir / "chaos"
+    with chaos_run(settings, hold, logs) as run:
+        for n, one in enumerate(chosen, 1):
+            err_console.print(f"[bold]{n}/{len(chosen)} {one.name}[/]: {one.fault}")
+            outcome = run_scenario(run, one, rate, lead)
+            outcomes.append(outcome)
+            err_console.print(
+                f"  {'ok' if outcome.ok else 'FAILED'}: lost {outcome.lost}, stale "
+                f"{outcome.stale}, extra {outcome.extra}, recovered in {outcome.recovery_s} s"
+            )
+    result = [{**asdict(o), "ok": o.ok} for o in outcomes]
+    saved = save_result(settings.stack.data_dir / "results", "chaos", result)
+    if as_json:
+        print_json(result)
+    else:
+        print_table(
+            "chaos: load, fault, heal, drain, reconcile",
+            ["scenario", "load", "lost", "stale", "extra", "dup", "dead letters", "recovery s",
+             "ok"],
+            [
+                [o.scenario, f"{o.operations} @ {o.rate:g}/s", o.lost, o.stale, o.extra,
+                 o.duplicates, o.dead_letters, o.recovery_s if o.recovery_s is not None else "-",
+                 "yes" if o.ok else "NO"]
+                for o in outcomes
+            ],
+        )  # fmt: skip
+        for o in outcomes:
+            for note in o.notes:
+                console.print(f"{o.scenario}: {note}")
+        console.print(f"saved {saved}")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
