@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from headwater.settings import PROJECT_ROOT, Settings
-from tests.workers import StreamWorker
+from streams.process import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -172,7 +172,7 @@ class Own:
             # The shop's dashboards in the same worker need not replay the shop's history.
             "HW_STREAMS_AUTO_OFFSET_RESET": "earliest",
         }
-        self.worker = StreamWorker(self.env, self.port, tmp / "worker.log")
+        self.worker = WorkerProcess(self.env, self.port, tmp / "worker.log")
 
     def dsn(self) -> str:
         return self.settings.postgres.dsn(self.database)

@@ -35,7 +35,7 @@ from indexers.reindex import reindex as run_reindex
 from indexers.search import search as run_search
 from indexers.verify import Report
 from indexers.verify import verify as run_verify
-from tests.workers import StreamWorker
+from streams.process import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -61,7 +61,7 @@ def search(settings: Settings, es: Any, prefix: str, name: str, q: str) -> dict[
     return run_search(es, index.alias, index.shaper.declaration, q)
 
 
-class Worker(StreamWorker):
+class Worker(WorkerProcess):
     def __init__(self, tmp: Path) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.prefix = f"t-{suffix}-"
@@ -136,6 +136,18 @@ def new_product(db: psycopg.Connection[Any], **overrides: Any) -> int:
     return int(row[0])
 
 
+def new_review(
+    db: psycopg.Connection[Any], product: int, customer: int, rating: int, body: str
+) -> int:
+    row = db.execute(
+        "INSERT INTO reviews (product_id, customer_id, rating, body) "
+        "VALUES (%s, %s, %s, %s) RETURNING id",
+        [product, customer, rating, body],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def any_customer(db: psycopg.Connection[Any]) -> int:
     row = db.execute("SELECT id FROM customers ORDER BY id LIMIT 1").fetchone()
     if row is None:
@@ -154,24 +166,19 @@ def test_snapshot_then_stream_converges(stack: Settings, worker: Worker) -> None
 def test_insert_update_delete(stack: Settings, worker: Worker, db: psycopg.Connection[Any]) -> None:
     product = new_product(db, name="Glacier lantern")
     customer = any_customer(db)
-    review = db.execute(
-        "INSERT INTO reviews (product_id, customer_id, rating, body) "
-        "VALUES (%s, %s, 2, 'too dim') RETURNING id",
-        [product, customer],
-    ).fetchone()
-    assert review is not None
+    review = new_review(db, product, customer, 2, "too dim")
     converged(stack, worker)
     es = client(stack.elasticsearch)
     doc = es.get(index=f"{worker.prefix}products", id=str(product)).body["_source"]
     assert (doc["review_count"], doc["rating_avg"]) == (1, 2.0)
 
     db.execute("UPDATE products SET price = 24.50, stock = 0 WHERE id = %s", [product])
-    db.execute("UPDATE reviews SET rating = 5, body = 'bright after all' WHERE id = %s", review)
+    db.execute("UPDATE reviews SET rating = 5, body = 'bright after all' WHERE id = %s", [review])
     converged(stack, worker)
     hits = search(stack, es, worker.prefix, "products", "glacier")["hits"]
     assert [h["source"]["rating_avg"] for h in hits if h["id"] == str(product)] == [5.0]
 
-    db.execute("DELETE FROM reviews WHERE id = %s", review)
+    db.execute("DELETE FROM reviews WHERE id = %s", [review])
     converged(stack, worker)
     db.execute("DELETE FROM products WHERE id = %s", [product])
     converged(stack, worker)
@@ -260,24 +267,15 @@ def test_reindex_sees_a_transaction_that_wrote_before_its_snapshot_and_committed
     wins over it for good (a rename lost, a new review missing, a deleted one still counted)."""
     product = new_product(db, name="Lantern before the reindex")
     customer = any_customer(db)
-    gone = db.execute(
-        "INSERT INTO reviews (product_id, customer_id, rating, body) "
-        "VALUES (%s, %s, 1, 'to be deleted') RETURNING id",
-        [product, customer],
-    ).fetchone()
-    assert gone is not None
+    gone = new_review(db, product, customer, 1, "to be deleted")
     converged(stack, worker)
     es = client(stack.elasticsearch, timeout_s=120)
     index = declared(stack, worker.prefix)["products"]
     done: list[Any] = []
     with psycopg.connect(stack.postgres.dsn()) as writer:  # one transaction, left open
         writer.execute("UPDATE products SET name = 'Renamed in flight' WHERE id = %s", [product])
-        writer.execute(
-            "INSERT INTO reviews (product_id, customer_id, rating, body) "
-            "VALUES (%s, %s, 5, 'written in flight')",
-            [product, customer],
-        )
-        writer.execute("DELETE FROM reviews WHERE id = %s", gone)
+        new_review(writer, product, customer, 5, "written in flight")
+        writer.execute("DELETE FROM reviews WHERE id = %s", [gone])
         building = threading.Thread(target=lambda: done.append(reindex(stack, es, index)))
         building.start()
         time.sleep(2)
@@ -295,14 +293,7 @@ def test_verify_repair_rewrites_exactly_the_documents_that_differ(
 ) -> None:
     product = new_product(db, name="Lantern to be damaged")
     customer = any_customer(db)
-    reviews = [
-        db.execute(
-            "INSERT INTO reviews (product_id, customer_id, rating, body) "
-            "VALUES (%s, %s, 4, %s) RETURNING id",
-            [product, customer, f"review {n}"],
-        ).fetchone()[0]  # type: ignore[index]
-        for n in range(3)
-    ]
+    reviews = [new_review(db, product, customer, 4, f"review {n}") for n in range(3)]
     converged(stack, worker)
     es = client(stack.elasticsearch)
     alias = f"{worker.prefix}reviews"
