@@ -180,14 +180,173 @@ def reindex_under_writes(run: Run) -> Heal:
     return lambda: None
 
 
+def _key(index: Any, values: list[Any]) -> bytes:
+    """A change's key for document id `values`, as the source connector writes it."""
+    import orjson
+
+    declaration = index.shaper.declaration
+    return orjson.dumps(
+        {declaration.column_of(f): v for f, v in zip(declaration.id, values, strict=True)}
+    )
+
+
+def _absent_id(index: Any) -> list[Any] | None:
+    """Id values no row has (negative numbers, a marked string), or None for other key types."""
+    values: list[Any] = []
+    for t in index.shaper.id_types:
+        if t.name in ("smallint", "integer", "bigint"):
+            values.append(-7)
+        elif t.name == "uuid":
+            values.append(str(uuid.UUID(int=7)))
+        elif t.name == "text" or t.name.startswith(("varchar", "character")):
+            values.append("headwater-chaos-absent")
+        else:
+            return None
+    return values
+
+
 def poison_records(run: Run) -> Heal:
     from confluent_kafka import Producer
 
     producer = Producer(run.settings.kafka.client_config())
     for index in run.indexes().values():
-        producer.produce(index.topic, key=b'{"id": -1}', value=b"\x00not a change event")
+        key = _key(index, _absent_id(index) or [None] * len(index.shaper.id_types))
+        producer.produce(index.topic, key=key, value=b"\x00not a change event")
     producer.flush(10)
     return lambda: None
+
+
+def _wrong_type_change(index: Any) -> tuple[bytes, dict[str, Any]] | None:
+    """A well-formed change for a row no one has, with a field whose value its type refuses,
+    or None when the index has no such field (every field takes a string)."""
+    from indexers.documents import ShapeError
+
+    declaration = index.shaper.declaration
+    ids = _absent_id(index)
+    if ids is None:
+        return None
+    row: dict[str, Any] = {
+        declaration.column_of(f): v for f, v in zip(declaration.id, ids, strict=True)
+    }
+    for name in declaration.row_fields:
+        if name in declaration.id:
+            continue
+        trial = {**row, declaration.column_of(name): "\u0000 not a value of this type"}
+        try:
+            index.shaper.shape(trial)
+        except ShapeError:
+            change = {**trial, "__op": "c", "__lsn": 1, "__table": declaration.source.table_name,
+                      "__source_ts_ms": int(time.time() * 1000), "__deleted": "false"}  # fmt: skip
+            return _key(index, ids), change
+    return None
+
+
+def wrong_type(run: Run) -> Heal:
+    """One change whose value does not fit its field's type (a string for a number, say) on
+    the first index that has such a field: dead-lettered, the rest of the load unharmed."""
+    import orjson
+    from confluent_kafka import Producer
+
+    for index in run.indexes().values():
+        made = _wrong_type_change(index)
+        if made is not None:
+            producer = Producer(run.settings.kafka.client_config())
+            producer.produce(index.topic, key=made[0], value=orjson.dumps(made[1]))
+            producer.flush(10)
+            return lambda: None
+    raise RuntimeError("no declared index has a field that refuses a string")
+
+
+def read_only_indexes(run: Run) -> Heal:
+    """What the flood-stage disk watermark does: writes answer 429 until the block is lifted."""
+    es = run.es()
+    block = "index.blocks.read_only_allow_delete"
+    names = f"{run.prefix}*"
+    es.indices.put_settings(index=names, settings={block: True})
+    return lambda: es.indices.put_settings(index=names, settings={block: None})
+
+
+def _table(index: Any) -> Any:
+    from psycopg import sql
+
+    source = index.shaper.declaration.source
+    return sql.Identifier(source.schema_name, source.table_name)
+
+
+def alter_table(run: Run) -> Heal:
+    """A column added to every indexed table under load, then dropped."""
+    import psycopg
+    from psycopg import sql
+
+    tables = {index.shaper.declaration.source.table: index for index in run.indexes().values()}
+
+    def alter(change: str) -> None:
+        for index in tables.values():
+            with psycopg.connect(index.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER TABLE {} " + change).format(_table(index)))
+
+    alter("ADD COLUMN headwater_chaos_note text DEFAULT 'added'")
+    return lambda: alter("DROP COLUMN IF EXISTS headwater_chaos_note")
+
+
+def hot_rows(run: Run) -> Heal:
+    """Eight sessions updating the same five rows of the first indexed table as fast as they
+    can, beside the load (a change of a row field that takes text or a number, or an update
+    that changes nothing when there is none)."""
+    import psycopg
+    from psycopg import sql
+
+    index = next(iter(run.indexes().values()))
+    declaration = index.shaper.declaration
+    keys = sql.SQL(", ").join(sql.Identifier(declaration.column_of(f)) for f in declaration.id)
+    with psycopg.connect(index.dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 5").format(keys, _table(index), keys)
+        ).fetchall()
+    if not rows:
+        raise RuntimeError(f"{declaration.source.table} has no rows to update")
+    column, value, counted = _hot_column(index)
+    where = sql.SQL(" AND ").join(
+        sql.SQL("{} = %s").format(sql.Identifier(declaration.column_of(f))) for f in declaration.id
+    )
+    update = sql.SQL("UPDATE {} SET {} = {} WHERE {}").format(
+        _table(index), sql.Identifier(column), value, where
+    )
+    stop = threading.Event()
+
+    def hammer(seed: int) -> None:
+        with psycopg.connect(index.dsn, autocommit=True) as conn:
+            n = seed
+            while not stop.is_set():
+                n += 1
+                conn.execute(update, [*([n] if counted else []), *rows[n % len(rows)]])
+
+    sessions = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(8)]
+    for t in sessions:
+        t.start()
+
+    def heal() -> None:
+        stop.set()
+        for t in sessions:
+            t.join()
+
+    return heal
+
+
+def _hot_column(index: Any) -> tuple[str, Any, bool]:
+    """A row column to change, the SQL of its new value, and whether that takes a counter."""
+    from psycopg import sql
+
+    declaration = index.shaper.declaration
+    for name, f in declaration.row_fields.items():
+        if name in declaration.id:
+            continue
+        if f.type in ("smallint", "integer", "bigint"):
+            return declaration.column_of(name), sql.SQL("%s %% 100"), True
+        if f.type == "text":
+            return declaration.column_of(name), sql.SQL("'hot ' || %s"), True
+    name = declaration.id[0]
+    return declaration.column_of(name), sql.Identifier(declaration.column_of(name)), False
 
 
 @dataclass(frozen=True)
@@ -195,6 +354,8 @@ class Scenario:
     name: str
     fault: str
     inject: Callable[[Run], Heal]
+    # How many dead letters the fault must produce.
+    dead_letters: Callable[[Run], int] = lambda run: 0
 
 
 SCENARIOS = (
@@ -209,7 +370,21 @@ SCENARIOS = (
     ),
     Scenario("elasticsearch-pause", "Elasticsearch paused (SIGSTOP), resumed", pause_elasticsearch),
     Scenario("reindex", "every index rebuilt and swapped under writes", reindex_under_writes),
-    Scenario("poison", "undecodable records on every change topic", poison_records),
+    Scenario(
+        "poison",
+        "undecodable records on every change topic",
+        poison_records,
+        lambda run: len(run.indexes()),
+    ),
+    Scenario(
+        "wrong-type",
+        "a change with a value of the wrong type for its field",
+        wrong_type,
+        lambda run: 1,
+    ),
+    Scenario("read-only", "indexes read-only (429s), then writable", read_only_indexes),
+    Scenario("alter-table", "a column added to each table under load, then dropped", alter_table),
+    Scenario("hot-rows", "8 sessions updating 5 rows flat out", hot_rows),
 )
 
 
@@ -279,11 +454,13 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
     outcome.lost, outcome.stale, outcome.extra = counts["lost"], counts["stale"], counts["extra"]
     after = run.worker.counters()
     outcome.duplicates = after.get("stale_skipped", 0) - before.get("stale_skipped", 0)
-    outcome.dead_letters = after.get("malformed", 0) - before.get("malformed", 0)
-    if scenario.name == "poison":
-        outcome.unhandled = max(0, len(run.indexes()) - outcome.dead_letters)
-        if outcome.unhandled:
-            outcome.notes.append("the poison records were not all dead-lettered")
+    outcome.dead_letters = sum(
+        after.get(k, 0) - before.get(k, 0) for k in ("malformed", "rejected")
+    )
+    expected = scenario.dead_letters(run)
+    if outcome.dead_letters < expected:
+        outcome.unhandled = expected - outcome.dead_letters
+        outcome.notes.append(f"{outcome.unhandled} of {expected} bad records not dead-lettered")
     outcome.notes.extend(run.notes)
     return outcome
 

@@ -30,4 +30,5 @@ def test_every_scenario_ends_with_nothing_lost_and_nothing_stale(stack: Settings
     assert not failed, failed
     assert all(o["lost"] == o["stale"] == o["extra"] == 0 for o in outcomes.values())
     assert outcomes["poison"]["dead_letters"] >= 2  # one per change topic the indexes read
+    assert outcomes["wrong-type"]["dead_letters"] >= 1
     assert result.returncode == 0
