@@ -1,4 +1,5 @@
-"""Resilience helpers: retry delays with jitter, a circuit breaker, and the dead-letter record.
+"""Resilience helpers: retry delays with jitter, circuit breakers (pybreaker), and the
+dead-letter record.
 
 Parameters follow our integration standard: retries start at 100 ms, double up to 30 s, at most
 5 attempts, with jitter; a breaker opens after 5 failures within 10 s, stays open 30 s, and
@@ -7,17 +8,22 @@ closes after 3 consecutive successes in half-open state.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
+from typing import Any
 
+import pybreaker
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import wait_exponential_jitter
 from tenacity.wait import wait_base
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,62 +47,96 @@ class RetryPolicy:
         return max(0.0, base * (1 + self.jitter * (2 * rand() - 1)))
 
 
-class BreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-class CircuitOpen(RuntimeError):
-    """Calls are refused until the breaker's open period has passed."""
-
-    def __init__(self, name: str, retry_after_s: float) -> None:
-        super().__init__(f"circuit {name!r} is open; retry in {retry_after_s:.1f}s")
-        self.retry_after_s = retry_after_s
-
-
-@dataclass
-class CircuitBreaker:
-    name: str
-    failure_threshold: int = 5
+@dataclass(frozen=True)
+class BreakerPolicy:
+    failures: int = 5  # failures within `window_s` that open the breaker
     window_s: float = 10.0
-    open_s: float = 30.0
-    success_threshold: int = 3
-    clock: Callable[[], float] = time.monotonic
-    state: BreakerState = BreakerState.CLOSED
-    _failures: deque[float] = field(default_factory=deque)
-    _opened_at: float = 0.0
-    _successes: int = 0
+    open_s: float = 30.0  # calls refused this long, then let through on trial
+    successes: int = 3  # trial successes in a row that close it again
 
-    def before_call(self) -> None:
-        """Raise CircuitOpen if a call must not be attempted now."""
-        if self.state is BreakerState.OPEN:
-            waited = self.clock() - self._opened_at
-            if waited < self.open_s:
-                raise CircuitOpen(self.name, self.open_s - waited)
-            self.state, self._successes = BreakerState.HALF_OPEN, 0
 
-    def record_success(self) -> None:
-        if self.state is BreakerState.HALF_OPEN:
-            self._successes += 1
-            if self._successes >= self.success_threshold:
-                self.state = BreakerState.CLOSED
-                self._failures.clear()
+class WindowedFailures(pybreaker.CircuitMemoryStorage):
+    """pybreaker's in-memory state, with failures counted over the last `window_s` seconds
+    (pybreaker itself counts failures in a row, however far apart)."""
 
-    def record_failure(self) -> None:
-        now = self.clock()
-        if self.state is BreakerState.HALF_OPEN:
-            self._trip(now)
-            return
-        self._failures.append(now)
-        while self._failures and now - self._failures[0] > self.window_s:
-            self._failures.popleft()
-        if len(self._failures) >= self.failure_threshold:
-            self._trip(now)
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(pybreaker.STATE_CLOSED)
+        self._window_s = window_s
+        self._clock = clock
+        self._failures: deque[float] = deque()
 
-    def _trip(self, now: float) -> None:
-        self.state, self._opened_at = BreakerState.OPEN, now
+    def increment_counter(self) -> None:
+        self._failures.append(self._clock())
+
+    def reset_counter(self) -> None:
         self._failures.clear()
+
+    @property
+    def counter(self) -> int:
+        now = self._clock()
+        while self._failures and now - self._failures[0] > self._window_s:
+            self._failures.popleft()
+        return len(self._failures)
+
+
+CircuitOpen = pybreaker.CircuitBreakerError
+
+
+class _LogChanges(pybreaker.CircuitBreakerListener):
+    def state_change(self, cb: pybreaker.CircuitBreaker, old: Any, new: Any) -> None:
+        if new.name == pybreaker.STATE_OPEN:
+            log.warning("circuit %s open: calls refused for %g s", cb.name, cb.reset_timeout)
+        elif new.name == pybreaker.STATE_CLOSED and old is not None:
+            log.warning("circuit %s closed: calls go through again", cb.name)
+
+
+class Breaker:
+    """A named circuit breaker with the integration standard's numbers.
+
+    Guard a call with `with breaker.guard(): ...` (around an `await` too): a failure raised in
+    the block counts, and while the breaker is open the block is not entered (`CircuitOpen`).
+    The failure that opens it is raised as itself, so callers still see what went wrong.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        policy: BreakerPolicy = BreakerPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self._storage = WindowedFailures(policy.window_s, clock)
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=policy.failures,
+            reset_timeout=policy.open_s,
+            success_threshold=policy.successes,
+            state_storage=self._storage,
+            name=name,
+            throw_new_error_on_trip=False,
+            listeners=[_LogChanges()],
+        )
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        with self._breaker.calling():
+            yield
+
+    @property
+    def state(self) -> str:
+        """closed, open or half-open (trial calls go through)."""
+        return self._breaker.current_state
+
+    def retry_in_s(self) -> float:
+        """Seconds until an open breaker lets a trial call through (0 unless open)."""
+        opened_at = self._storage.opened_at
+        if self.state != pybreaker.STATE_OPEN or opened_at is None:
+            return 0.0
+        waited = (datetime.now(UTC) - opened_at).total_seconds()
+        return max(0.0, self.policy.open_s - waited)
+
+    def report(self) -> dict[str, Any]:
+        return {"state": self.state, "retry_in_s": round(self.retry_in_s(), 1)}
 
 
 class DeadLetter(BaseModel):

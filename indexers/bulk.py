@@ -13,20 +13,23 @@ the stream workers commit offsets after it returns.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from headwater.resilience import CircuitBreaker, CircuitOpen, RetryPolicy
+from headwater.resilience import Breaker, CircuitOpen, RetryPolicy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -155,62 +158,94 @@ def sort_outcomes(
     return result, retry
 
 
-_TRANSIENT = (TransportConnectionError, ConnectionTimeout)
+class Backpressure(Exception):
+    """Every document of a bulk came back 429: the cluster refuses writes for now (a full
+    disk's read-only block, say). Counted as a failure of the call, like a refused request."""
+
+
+# What a call to Elasticsearch retries. Even a whole-request 4xx (say, the alias was dropped) is
+# retried rather than raised: raising would stop the worker, and acking would lose changes.
+_RETRIED = (TransportConnectionError, ConnectionTimeout, ApiError, Backpressure)
 
 
 def _transient_api_error(exc: ApiError) -> bool:
     return exc.meta.status == 429 or exc.meta.status >= 500
 
 
+def _retrying(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, ApiError) and not _transient_api_error(exc):
+        log.error("elasticsearch refused the request: %s", exc)
+    delay = state.next_action.sleep if state.next_action else 0.0
+    log.warning("elasticsearch call failed (%s); retry %d in %.2fs", exc, state.attempt_number,
+                delay)  # fmt: skip
+
+
 class AsyncBulkWriter:
-    """Writes batches for a stream worker; blocks (retrying) until every action is settled."""
+    """Writes batches for a stream worker; blocks (retrying) until every action is settled.
+
+    Every call to Elasticsearch goes through the writer's breaker and is retried by the
+    integration standard (5 attempts, from 100 ms doubling, with jitter). When the attempts
+    are used up the breaker has opened: the writer waits until it lets a trial through, and
+    goes on. It never gives up: giving up would mean committing offsets of unwritten changes.
+    """
 
     def __init__(
         self,
         es: AsyncElasticsearch,
         policy: RetryPolicy | None = None,
-        breaker: CircuitBreaker | None = None,
+        breaker: Breaker | None = None,
         require_alias: bool = True,
     ) -> None:
         self.es = es
         # Workers only ever write through aliases: a missing alias must not auto-create an
         # index with guessed mappings. Reindex writes to the new concrete index.
         self.require_alias = require_alias
-        # The attempt count is ours to keep (we never give up: giving up would mean committing
-        # offsets of unwritten changes), so only the delays come from the policy.
-        self.policy = policy or RetryPolicy(initial_s=0.1, max_s=5.0)
-        self.breaker = breaker or CircuitBreaker("elasticsearch", open_s=5.0)
+        self.policy = policy or RetryPolicy()
+        # Rounds for documents that must be sent again (429 for some, a moved alias) wait at
+        # most 5 s: the call itself answered.
+        self.rounds = RetryPolicy(initial_s=self.policy.initial_s, max_s=5.0)
+        self.breaker = breaker or Breaker("elasticsearch")
+
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """`make()`, through the breaker and the retries, until it succeeds."""
+        while True:
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.policy.max_attempts),
+                    wait=self.policy.tenacity_wait(),
+                    retry=retry_if_exception_type(_RETRIED),
+                    before_sleep=_retrying,
+                    reraise=True,
+                ):
+                    with attempt, self.breaker.guard():
+                        return await make()
+            except CircuitOpen:
+                await asyncio.sleep(max(0.1, self.breaker.retry_in_s()))
+            except _RETRIED as exc:
+                log.warning("elasticsearch still failing after %d attempts (%s)",
+                            self.policy.max_attempts, exc)  # fmt: skip
+
+    async def _bulk(self, pending: Sequence[Action]) -> list[dict[str, Any]]:
+        response = await self.es.bulk(
+            operations=operations(pending), require_alias=self.require_alias
+        )
+        items: list[dict[str, Any]] = response.body["items"]
+        if items and all(next(iter(i.values())).get("status") == 429 for i in items):
+            raise Backpressure(f"all {len(items)} documents of the bulk answered 429")
+        return items
 
     async def write(self, actions: Sequence[Action]) -> BulkResult:
         total = BulkResult()
         pending = list(actions)
-        attempt = 0
+        rounds = 0
         while pending:
-            try:
-                self.breaker.before_call()
-                response = await self.es.bulk(
-                    operations=operations(pending), require_alias=self.require_alias
-                )
-            except CircuitOpen as exc:
-                await asyncio.sleep(exc.retry_after_s)
-                continue
-            except (*_TRANSIENT, ApiError) as exc:
-                # Even a whole-request 4xx (say, the alias was dropped) is waited out rather
-                # than raised: raising would stop the worker, and acking would lose changes.
-                if isinstance(exc, ApiError) and not _transient_api_error(exc):
-                    log.error("bulk request refused: %s", exc)
-                self.breaker.record_failure()
-                attempt += 1
-                delay = self.policy.delay(min(attempt, 10))
-                log.warning("bulk of %d failed (%s); retrying in %.2fs", len(pending), exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            self.breaker.record_success()
-            result, pending = sort_outcomes(pending, response.body["items"])
+            items = await self.call(functools.partial(self._bulk, pending))
+            result, pending = sort_outcomes(pending, items)
             total.add(result)
             if pending:
-                attempt += 1
-                await asyncio.sleep(self.policy.delay(min(attempt, 10)))
+                rounds += 1
+                await asyncio.sleep(self.rounds.delay(min(rounds, 10)))
         return total
 
 

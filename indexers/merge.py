@@ -21,6 +21,7 @@ index's documents, never assumed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -156,22 +157,7 @@ class AsyncMerger:
 
     async def current(self, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored documents among `ids` (dead markers included), read in real time."""
-        attempt = 0
-        while True:
-            try:
-                response = await self.es.mget(index=index, ids=ids)
-                break
-            except (TransportConnectionError, ConnectionTimeout, ApiError) as exc:
-                attempt += 1
-                delay = self.writer.policy.delay(min(attempt, 10))
-                log.warning(
-                    "reading %d documents of %s failed (%s); retry in %.2fs",
-                    len(ids),
-                    index,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+        response = await self.writer.call(functools.partial(self.es.mget, index=index, ids=ids))
         return {doc["_id"]: doc for doc in response.body["docs"] if doc.get("found")}
 
     async def merge(
@@ -219,6 +205,6 @@ class AsyncMerger:
                 moved = await self.concrete(index)
                 if moved == concrete:
                     blocked_rounds += 1
-                    await asyncio.sleep(self.writer.policy.delay(min(blocked_rounds, 10)))
+                    await asyncio.sleep(self.writer.rounds.delay(min(blocked_rounds, 10)))
                 concrete = moved
         return total

@@ -82,6 +82,7 @@ def build_app(
     async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """Ready once not rebalancing (partitions assigned and consumed) and every check passes."""
         is_ready = not app.rebalancing and all(check() for check in checks)
-        return view.json({"ready": is_ready, "pid": os.getpid()}, status=200 if is_ready else 503)
+        body = {"ready": is_ready, "pid": os.getpid(), "breakers": search.breakers()}
+        return view.json(body, status=200 if is_ready else 503)
 
     return app

@@ -46,6 +46,8 @@ class Outcome:
     dead_letters: int = 0
     # Bad records that were not dead-lettered as promised.
     unhandled: int = 0
+    # Other promises the scenario checks that did not hold (say, readiness during the fault).
+    broken: list[str] = field(default_factory=list)
     # From the end of the heal and of the load to indexes equal to the source.
     recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -54,6 +56,7 @@ class Outcome:
     def ok(self) -> bool:
         return (
             self.lost == self.stale == self.extra == self.unhandled == 0
+            and not self.broken
             and self.recovery_s is not None
             and self.recovery_s <= RECOVERY_GOAL_S
         )
@@ -88,6 +91,7 @@ class Run:
     worker: ChaosWorker
     hold_s: float
     notes: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
 
     def indexes(self) -> dict[str, Any]:
         from connectors.sources import resolve
@@ -263,7 +267,16 @@ def read_only_indexes(run: Run) -> Heal:
     block = "index.blocks.read_only_allow_delete"
     names = f"{run.prefix}*"
     es.indices.put_settings(index=names, settings={block: True})
-    return lambda: es.indices.put_settings(index=names, settings={block: None})
+
+    def heal() -> None:
+        # Held longer than the retries take: the breaker is open and readiness says so.
+        answer = httpx.get(run.worker.url("/ready/"), timeout=5)
+        state = answer.json().get("breakers", {}).get("elasticsearch", {}).get("state")
+        if answer.status_code != 503 or state != "open":
+            run.broken.append(f"readiness {answer.status_code}, breaker {state}: not 503, open")
+        es.indices.put_settings(index=names, settings={block: None})
+
+    return heal
 
 
 def _table(index: Any) -> Any:
@@ -356,6 +369,8 @@ class Scenario:
     inject: Callable[[Run], Heal]
     # How many dead letters the fault must produce.
     dead_letters: Callable[[Run], int] = lambda run: 0
+    # Held at least this long, even in a short run.
+    min_hold_s: float = 0.0
 
 
 SCENARIOS = (
@@ -382,7 +397,13 @@ SCENARIOS = (
         wrong_type,
         lambda run: 1,
     ),
-    Scenario("read-only", "indexes read-only (429s), then writable", read_only_indexes),
+    # Held until well after the breaker opened (about 1.5 s in): it stays open 30 s from then.
+    Scenario(
+        "read-only",
+        "indexes read-only (429s), then writable",
+        read_only_indexes,
+        min_hold_s=10.0,
+    ),
     Scenario("alter-table", "a column added to each table under load, then dropped", alter_table),
     Scenario("hot-rows", "8 sessions updating 5 rows flat out", hot_rows),
 )
@@ -419,14 +440,15 @@ def _converged(
 
 
 def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Outcome:
-    """Load for `lead_s`, the fault for `run.hold_s` under load, heal, then the load's last
-    seconds; recovery is timed from when both the heal and the load are over to the first
-    reconcile that finds the indexes equal to the source."""
+    """Load for `lead_s`, the fault for `run.hold_s` (or the scenario's least) under load, heal,
+    then the load's last seconds; recovery is timed from when both the heal and the load are
+    over to the first reconcile that finds the indexes equal to the source."""
     from headwater.cli.workload import run_workload
 
-    operations = int(rate * (lead_s + run.hold_s + 2))
+    hold_s = max(run.hold_s, scenario.min_hold_s)
+    operations = int(rate * (lead_s + hold_s + 2))
     outcome = Outcome(scenario.name, scenario.fault, operations, rate)
-    run.notes = []
+    run.notes, run.broken = [], []
     if _converged(run, within_s=120)[0] is None:
         raise RuntimeError("the indexes did not equal the source before the fault")
     before = run.worker.counters()
@@ -439,7 +461,7 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
     writer.start()
     time.sleep(lead_s)
     heal = scenario.inject(run)
-    time.sleep(run.hold_s)
+    time.sleep(hold_s)
     heal()
     writer.join()
     report = load.get("report")
@@ -462,6 +484,8 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
         outcome.unhandled = expected - outcome.dead_letters
         outcome.notes.append(f"{outcome.unhandled} of {expected} bad records not dead-lettered")
     outcome.notes.extend(run.notes)
+    outcome.broken = run.broken
+    outcome.notes.extend(f"broken: {promise}" for promise in run.broken)
     return outcome
 
 

@@ -25,6 +25,7 @@ from typing import Any, cast
 import faust
 from elasticsearch import AsyncElasticsearch
 
+from headwater.resilience import Breaker
 from headwater.settings import ElasticsearchSettings, KafkaSettings
 from indexers.bulk import AsyncBulkWriter, BulkResult
 from indexers.catalog import async_client, ensure_index_async
@@ -82,14 +83,20 @@ class SearchIndexing:
     stages: dict[str, Histogram] = field(
         default_factory=lambda: {"fetched": Histogram(), "acked": Histogram()}
     )
+    # Every call this worker makes to Elasticsearch goes through it.
+    breaker: Breaker = field(default_factory=lambda: Breaker("elasticsearch"))
     _writer: AsyncBulkWriter | None = None
     _es: AsyncElasticsearch | None = None
     _mergers: dict[str, AsyncMerger] = field(default_factory=dict)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def ready(self) -> bool:
-        """Ready once every index exists behind its alias."""
-        return self._writer is not None
+        """Ready once every index exists behind its alias, and not while Elasticsearch's
+        breaker is open (writes are paused: what is read waits, uncommitted)."""
+        return self._writer is not None and self.breaker.state != "open"
+
+    def breakers(self) -> dict[str, dict[str, object]]:
+        return {self.breaker.name: self.breaker.report()}
 
     async def start(self) -> AsyncBulkWriter:
         """Make every index (behind its alias) and the writers, once for all the agents."""
@@ -101,7 +108,7 @@ class SearchIndexing:
             es = self._es = async_client(self.es_settings)
             for index in self.indexes.values():
                 await ensure_index_async(es, index.spec)
-            writer = AsyncBulkWriter(es)
+            writer = AsyncBulkWriter(es, breaker=self.breaker)
             for index in self.indexes.values():
                 self._mergers[index.alias] = AsyncMerger(es, writer, index.shaper.declaration)
             self._writer = writer

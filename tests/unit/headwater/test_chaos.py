@@ -27,6 +27,7 @@ def test_a_scenario_passes_only_clean_and_recovered_in_time() -> None:
     assert outcome().ok
     assert not outcome(lost=1).ok and not outcome(stale=1).ok and not outcome(extra=1).ok
     assert not outcome(unhandled=1).ok  # a bad record not dead-lettered
+    assert not outcome(broken=["readiness 200"]).ok
     assert not outcome(recovery_s=None).ok  # never equal to the source again
     assert not outcome(recovery_s=RECOVERY_GOAL_S + 1).ok
     assert outcome(duplicates=7, dead_letters=2).ok  # duplicates are no-ops, not failures
