@@ -7,7 +7,7 @@ import os
 import typer
 from confluent_kafka import KafkaException
 
-from connectors.client import ConnectClient, ConnectError, last_error, summary
+from connectors.client import ConnectClient, ConnectError, last_error, lost_its_place, summary
 from connectors.purge import PurgeError, holding, purge
 from connectors.spec import ConnectorSpec, SpecError, load_specs
 from connectors.topics import ensure_topics, planned_topics
@@ -224,6 +224,12 @@ def status(
                 for name, s in sorted(statuses.items())
             ],
         )
+        for name, s in sorted(statuses.items()):
+            if lost_its_place(last_error(s)):
+                console.print(
+                    f"[red]{name} missed changes[/]: its replication slot was dropped, recreated "
+                    f"or invalidated. `headwater connectors resnapshot {name}` takes a new snapshot"
+                )
     if any(last_error(s) for s in statuses.values()):
         raise typer.Exit(1)
 

@@ -139,6 +139,27 @@ class ConnectClient:
     def delete(self, name: str) -> None:
         self.call("DELETE", f"/connectors/{name}")
 
+    def stop(self, name: str) -> None:
+        """Stop the connector and its tasks (its config stays; `resume` starts it again)."""
+        self.call("PUT", f"/connectors/{name}/stop")
+
+    def reset_offsets(self, name: str) -> None:
+        """Forget where a stopped connector was: it starts from scratch when resumed."""
+        self.call("DELETE", f"/connectors/{name}/offsets")
+
+    def wait_state(self, name: str, state: str, timeout_s: float) -> None:
+        """Poll until the connector itself is in `state` (STOPPED, PAUSED, ...)."""
+        deadline = time.monotonic() + timeout_s
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status(name)
+            if status.get("connector", {}).get("state") == state:
+                return
+            time.sleep(0.5)
+        raise ConnectError(
+            f"connector {name} not {state} after {timeout_s:.0f}s: {summary(status)}"
+        )
+
     def wait_running(self, name: str, timeout_s: float) -> dict[str, Any]:
         """Poll until the connector and all its tasks are RUNNING; raise with the last error."""
         deadline = time.monotonic() + timeout_s
@@ -151,6 +172,12 @@ class ConnectClient:
             if is_running(status):
                 return status
             failure = last_error(status)
+            if lost_its_place(failure):
+                raise ConnectError(
+                    f"connector {name} failed: {failure}. Its replication slot was dropped, "
+                    "recreated or invalidated, and changes were missed: restarting cannot help; "
+                    f"`headwater connectors resnapshot {name}` takes a new snapshot"
+                )
             if failure:
                 raise ConnectError(f"connector {name} failed: {failure}")
             time.sleep(0.5)
@@ -176,6 +203,13 @@ def last_error(status: dict[str, Any]) -> str | None:
             trace = part.get("trace") or "no trace"
             return trace.strip().splitlines()[0]
     return None
+
+
+def lost_its_place(failure: str | None) -> bool:
+    """Whether a failure is Debezium finding that the changes after its offset are gone from
+    the server: its replication slot was dropped, recreated or invalidated. Changes were missed;
+    restarting cannot help, only a new snapshot (`headwater connectors resnapshot`)."""
+    return failure is not None and "no longer available on the server" in failure
 
 
 def summary(status: dict[str, Any]) -> str:

@@ -43,6 +43,7 @@ def _register() -> None:
     from headwater.cli.chaos import chaos
     from headwater.cli.db import app as db_app
     from headwater.cli.pipelines import app as pipelines_app
+    from headwater.cli.recover import resnapshot
     from headwater.cli.run import run, stop
     from headwater.cli.secrets import app as secrets_app
     from headwater.cli.workload import generate
@@ -52,6 +53,7 @@ def _register() -> None:
     from streams.dashboards.cli import app as dashboards_app
 
     app.add_typer(stack_app, name="stack")
+    connectors_app.command("resnapshot")(resnapshot)
     app.add_typer(connectors_app, name="connectors")
     app.add_typer(db_app, name="db")
     app.command("generate")(generate)

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,12 +175,16 @@ def pause_elasticsearch(run: Run) -> Heal:
     return lambda: _signal_service(run, "elasticsearch", signal.SIGCONT)
 
 
-def reindex_under_writes(run: Run) -> Heal:
+def _rebuild(run: Run, indexes: Iterable[Any]) -> None:
     from indexers.reindex import reindex
 
     es = run.es()
-    for index in run.indexes().values():
+    for index in indexes:
         reindex(run.settings.elasticsearch, index.dsn, es, index.spec, index.shaper)
+
+
+def reindex_under_writes(run: Run) -> Heal:
+    _rebuild(run, run.indexes().values())
     return lambda: None
 
 
@@ -362,6 +366,61 @@ def _hot_column(index: Any) -> tuple[str, Any, bool]:
     return declaration.column_of(name), sql.Identifier(declaration.column_of(name)), False
 
 
+def _sources(run: Run) -> set[str]:
+    return {index.binding.connector for index in run.indexes().values()}
+
+
+def drop_slot(run: Run) -> Heal:
+    """Each source's replication slot dropped under writes (its walsender ended first). The
+    connector must fail loudly (never stream on from a new slot, missing what came between);
+    healed as an operator would: `connectors resnapshot`, which also rebuilds the indexes."""
+    import psycopg
+
+    from connectors.client import ConnectClient, last_error, lost_its_place
+    from connectors.resnapshot import resnapshot
+
+    with ConnectClient(run.settings.connect.url) as connect:
+        configs = {name: connect.config(name) or {} for name in _sources(run)}
+    for config in configs.values():
+        slot, dsn = config["slot.name"], run.settings.postgres.dsn(config["database.dbname"])
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while True:
+                # The connector reconnects at once: end its walsender and drop in one go.
+                conn.execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND active_pid IS NOT NULL",
+                    [slot],
+                )
+                try:
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+                    break
+                except psycopg.errors.ObjectInUse:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+
+    def heal() -> None:
+        with ConnectClient(run.settings.connect.url) as connect:
+            for name in configs:
+                deadline, failure = time.monotonic() + 90, None
+                while not lost_its_place(failure) and time.monotonic() < deadline:
+                    time.sleep(1)
+                    failure = last_error(connect.status(name))
+                if lost_its_place(failure):
+                    run.notes.append(f"{name} failed as it must: {str(failure)[:90]}...")
+                else:
+                    run.broken.append(f"{name} went on without its slot, not failing: {failure}")
+                resnapshot(connect, run.settings.postgres, name, 120, lambda line: None)
+        # The main job's indexes fed by these sources missed the same deletes as the run's.
+        from indexers.cli import declared
+
+        main = [i for i in declared(run.settings).values() if i.binding.connector in configs]
+        _rebuild(run, [*run.indexes().values(), *main])
+
+    return heal
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -403,6 +462,11 @@ SCENARIOS = (
         "indexes read-only (429s), then writable",
         read_only_indexes,
         min_hold_s=10.0,
+    ),
+    Scenario(
+        "slot-dropped",
+        "replication slot dropped under writes; connector fails, then resnapshot",
+        drop_slot,
     ),
     Scenario("alter-table", "a column added to each table under load, then dropped", alter_table),
     Scenario("hot-rows", "8 sessions updating 5 rows flat out", hot_rows),

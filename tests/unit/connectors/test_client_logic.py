@@ -28,3 +28,20 @@ def test_last_error_is_the_first_trace_line_of_a_failed_task() -> None:
     }
     assert last_error(status) == "org.X: boom"
     assert "0:FAILED" in summary(status)
+
+
+def test_a_connector_that_lost_its_place_in_the_wal_is_told_apart() -> None:
+    from connectors.client import last_error, lost_its_place
+
+    trace = (
+        "io.debezium.DebeziumException: The connector is trying to read change stream starting "
+        "at PostgresOffsetContext [...], but this is no longer available on the server. "
+        "Reconfigure the connector to use a snapshot when needed.\n\tat io.debezium..."
+    )
+    status = {
+        "connector": {"state": "RUNNING"},
+        "tasks": [{"id": 0, "state": "FAILED", "trace": trace}],
+    }
+    assert lost_its_place(last_error(status))
+    assert not lost_its_place("org.apache.kafka.connect.errors.ConnectException: timeout")
+    assert not lost_its_place(None)
