@@ -290,6 +290,10 @@ class StackSettings(_Component):
     debezium_version: str = "3.7.0.Final"
     elasticsearch_version: str = "9.5.0"
     postgres_major: int = 15
+    # The most WAL a replication slot may hold back while its connector is down or behind;
+    # past it the slot is invalidated (the connector then fails, and `connectors resnapshot`
+    # brings it back) instead of the disk filling up.
+    postgres_max_slot_wal_keep_size: str = "4GB"
 
     # Sized for a 2-core, 24 GiB machine that also runs Spark and the workers.
     kafka_heap: str = "1g"

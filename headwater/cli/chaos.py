@@ -90,6 +90,7 @@ class Run:
     prefix: str
     worker: ChaosWorker
     hold_s: float
+    short: bool = False
     notes: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
@@ -370,6 +371,70 @@ def _sources(run: Run) -> set[str]:
     return {index.binding.connector for index in run.indexes().values()}
 
 
+def _slots(run: Run) -> dict[str, tuple[str, str]]:
+    """Each source connector's replication slot and the DSN of its database."""
+    from connectors.client import ConnectClient
+
+    slots = {}
+    with ConnectClient(run.settings.connect.url) as connect:
+        for name in _sources(run):
+            config = connect.config(name) or {}
+            dsn = run.settings.postgres.dsn(config["database.dbname"])
+            slots[name] = (config["slot.name"], dsn)
+    return slots
+
+
+def connect_down(run: Run) -> Heal:
+    """Kafka Connect stopped (SIGTERM) under writes, for 10 minutes in a full run: each slot
+    holds the WAL back meanwhile, within `max_slot_wal_keep_size`, and, once Connect is back,
+    confirms everything written up to the heal."""
+    import psycopg
+
+    slots = _slots(run)
+    _signal_service(run, "connect", signal.SIGTERM)
+
+    def heal() -> None:
+        marks = {}
+        for slot, dsn in slots.values():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                bound = conn.execute("SHOW max_slot_wal_keep_size").fetchone()
+                held = conn.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), "
+                    "pg_current_wal_lsn()::text FROM pg_replication_slots WHERE slot_name = %s",
+                    [slot],
+                ).fetchone()
+            if bound is None or bound[0] == "-1":
+                run.broken.append("max_slot_wal_keep_size is -1: a slot may fill the disk")
+            if held is None:
+                run.broken.append(f"replication slot {slot} is gone")
+                continue
+            run.notes.append(
+                f"{slot} held back {float(held[0]) / 2**20:.1f} MiB of WAL at the heal "
+                f"(bound {bound[0] if bound else '?'})"
+            )
+            marks[slot] = (dsn, held[1])
+        time.sleep(1)
+        _stack_up(run)
+        _connector_running(run)
+        for slot, (dsn, end) in marks.items():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                deadline = time.monotonic() + 60
+                while True:
+                    confirmed = conn.execute(
+                        "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                        "WHERE slot_name = %s",
+                        [end, slot],
+                    ).fetchone()
+                    if confirmed and confirmed[0]:
+                        break
+                    if time.monotonic() > deadline:
+                        run.broken.append(f"{slot} did not confirm the WAL up to the heal in 60 s")
+                        break
+                    time.sleep(1)
+
+    return heal
+
+
 def drop_slot(run: Run) -> Heal:
     """Each source's replication slot dropped under writes (its walsender ended first). The
     connector must fail loudly (never stream on from a new slot, missing what came between);
@@ -430,6 +495,8 @@ class Scenario:
     dead_letters: Callable[[Run], int] = lambda run: 0
     # Held at least this long, even in a short run.
     min_hold_s: float = 0.0
+    # Held this long in a full run (not --short), when given.
+    full_hold_s: float | None = None
 
 
 SCENARIOS = (
@@ -462,6 +529,12 @@ SCENARIOS = (
         "indexes read-only (429s), then writable",
         read_only_indexes,
         min_hold_s=10.0,
+    ),
+    Scenario(
+        "connect-down",
+        "Kafka Connect stopped under writes (10 min in a full run), started again",
+        connect_down,
+        full_hold_s=600.0,
     ),
     Scenario(
         "slot-dropped",
@@ -510,6 +583,8 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
     from headwater.cli.workload import run_workload
 
     hold_s = max(run.hold_s, scenario.min_hold_s)
+    if not run.short and scenario.full_hold_s is not None:
+        hold_s = scenario.full_hold_s
     operations = int(rate * (lead_s + hold_s + 2))
     outcome = Outcome(scenario.name, scenario.fault, operations, rate)
     run.notes, run.broken = [], []
@@ -554,7 +629,7 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
 
 
 @contextlib.contextmanager
-def chaos_run(settings: Settings, hold_s: float, logs: Path) -> Iterator[Run]:
+def chaos_run(settings: Settings, hold_s: float, short: bool, logs: Path) -> Iterator[Run]:
     """A worker and indexes of the run's own, built from the source; removed afterwards."""
     suffix = uuid.uuid4().hex[:8]
     prefix = f"chaos-{suffix}-"
@@ -570,7 +645,7 @@ def chaos_run(settings: Settings, hold_s: float, logs: Path) -> Iterator[Run]:
     }
     logs.mkdir(parents=True, exist_ok=True)
     worker = ChaosWorker(env, port, logs / f"chaos-worker-{suffix}.log")
-    run = Run(settings, prefix, worker, hold_s)
+    run = Run(settings, prefix, worker, hold_s, short)
     worker.start()
     try:
         time.sleep(2)  # the new group settles at the end of the topics
@@ -609,7 +684,7 @@ def chaos(
         rate, lead, hold = min(rate, 50.0), min(lead, 3.0), min(hold, 3.0)
     outcomes: list[Outcome] = []
     logs = settings.stack.data_dir / "chaos"
-    with chaos_run(settings, hold, logs) as run:
+    with chaos_run(settings, hold, short, logs) as run:
         for n, one in enumerate(chosen, 1):
             err_console.print(f"[bold]{n}/{len(chosen)} {one.name}[/]: {one.fault}")
             outcome = run_scenario(run, one, rate, lead)

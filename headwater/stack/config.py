@@ -55,6 +55,7 @@ def postgres_conf(settings: Settings, layout: StackLayout) -> str:
         "wal_level": "logical",
         "max_replication_slots": 10,
         "max_wal_senders": 10,
+        "max_slot_wal_keep_size": f"'{settings.stack.postgres_max_slot_wal_keep_size}'",
         "shared_buffers": "'256MB'",
         "max_connections": 100,
         "logging_collector": "off",

@@ -130,8 +130,13 @@ def test_connect_reaches_kafka_on_the_internal_listener(compose: dict[str, Any])
     assert connect_env["GROUP_ID"] == "headwater-connect"
 
 
-def test_postgres_runs_with_logical_decoding(compose: dict[str, Any]) -> None:
-    assert "wal_level=logical" in compose["services"]["postgres"]["command"]
+def test_postgres_runs_with_logical_decoding_and_bounded_slots(
+    compose: dict[str, Any], settings: Settings
+) -> None:
+    command = compose["services"]["postgres"]["command"]
+    assert "wal_level=logical" in command
+    # The same bound as the local stack's: a slot never holds back more WAL than this.
+    assert f"max_slot_wal_keep_size={settings.stack.postgres_max_slot_wal_keep_size}" in command
 
 
 @pytest.mark.parametrize(

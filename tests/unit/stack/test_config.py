@@ -81,6 +81,7 @@ def test_postgres_config_enables_logical_decoding_on_loopback(settings: Settings
     layout = StackLayout.of(settings.stack)
     conf = config.postgres_conf(settings, layout)
     assert "wal_level = logical" in conf
+    assert f"max_slot_wal_keep_size = '{settings.stack.postgres_max_slot_wal_keep_size}'" in conf
     assert "listen_addresses = '127.0.0.1'" in conf
     assert "port = 5433" in conf
     assert f"unix_socket_directories = '{layout.postgres_socket_dir}'" in conf
