@@ -234,9 +234,9 @@ def _wrong_type_change(index: Any) -> tuple[bytes, dict[str, Any]] | None:
     ids = _absent_id(index)
     if ids is None:
         return None
-    row: dict[str, Any] = {
-        declaration.column_of(f): v for f, v in zip(declaration.id, ids, strict=True)
-    }
+    # Every other column null, so that the one wrong value is the only fault of the change.
+    row: dict[str, Any] = {declaration.column_of(f): None for f in declaration.row_fields}
+    row.update({declaration.column_of(f): v for f, v in zip(declaration.id, ids, strict=True)})
     for name in declaration.row_fields:
         if name in declaration.id:
             continue

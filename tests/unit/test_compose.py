@@ -22,6 +22,7 @@ from headwater.settings import (
     ElasticsearchSettings,
     KafkaSettings,
     PostgresSettings,
+    Settings,
     StackSettings,
 )
 from headwater.stack.config import host_port

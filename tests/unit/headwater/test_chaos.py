@@ -69,6 +69,8 @@ def test_a_wrong_type_change_is_for_an_absent_row_and_refused_by_its_shaper(
     assert change["code"] == absent and change["__op"] == "c" and change["__table"] == "things"
     with pytest.raises(ShapeError, match="weight"):
         index.shaper.shape(change)
+    # The wrong value is the change's only fault.
+    assert index.shaper.shape({**change, "weight": 3}).id
 
 
 def test_no_wrong_type_change_when_every_field_takes_text() -> None:
@@ -86,4 +88,9 @@ def test_hot_rows_change_a_number_or_a_text_column_or_else_touch_the_row() -> No
 
 
 def test_the_shops_indexes_have_a_wrong_type_change(shop: Pipelines) -> None:
-    assert _wrong_type_change(_index(shop.index("products"))) is not None
+    index = _index(shop.index("products"))
+    made = _wrong_type_change(index)
+    assert made is not None
+    wrong = [c for c, v in made[1].items() if isinstance(v, str) and v.startswith("\u0000")]
+    assert len(wrong) == 1
+    assert index.shaper.shape({**made[1], wrong[0]: None}).id
