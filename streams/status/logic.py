@@ -182,6 +182,8 @@ def source_row(
     )
     state: State = "ok" if caught_up else "busy" if moved else "stalled"
     detail = f"slot {slot_name} active"
+    if newest_delay_ms is not None:
+        detail += f"; newest record {format_ms(newest_delay_ms)} after its commit"
     return Row("source", connector, state, newest_delay_ms, pending, "bytes", detail)
 
 

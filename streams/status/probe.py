@@ -116,7 +116,8 @@ def _slots(dsn: str, names: list[str]) -> dict[str, Slot]:
 
 
 def _committed(kafka: KafkaSettings, group: str) -> list[TopicPartition]:
-    admin = AdminClient({**kafka.client_config()})
+    # log_level 4: no notices on stderr when the client is dropped (the table is on stdout).
+    admin = AdminClient({**kafka.client_config(), "log_level": 4})
     futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
     result = futures[group].result(timeout=TIMEOUT_S)
     return [tp for tp in result.topic_partitions or [] if tp.error is None]
