@@ -1,4 +1,5 @@
-"""Liveness and readiness: ready only when Kafka, Elasticsearch and every stream worker are."""
+"""Liveness and readiness: ready only when Kafka, Elasticsearch and every stream worker are;
+the readiness body carries each worker's own lag state (busy is ready, stalled is not)."""
 
 from __future__ import annotations
 
@@ -36,26 +37,36 @@ def _elasticsearch(es: Any) -> str | None:
     return None if health.get("status") in ("green", "yellow") else "elasticsearch: red"
 
 
-def _worker(url: str) -> str | None:
+def _worker(url: str) -> tuple[str | None, dict[str, Any]]:
+    """A worker's problem (None when ready) and what its page says of its lag: its state
+    (ok, busy, stalled; down when unreachable) and `lag` (records behind, oldest age)."""
     try:
         response = httpx.get(url, timeout=2)
     except httpx.HTTPError as exc:
-        return f"worker {url}: {exc}"
-    return None if response.status_code == 200 else f"worker {url}: not ready"
+        return f"worker {url}: {exc}", {"url": url, "state": "down"}
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    seen = {"url": url, "state": body.get("state"), "lag": body.get("lag")}
+    if response.status_code == 200:
+        return None, seen
+    return f"worker {url}: not ready ({body.get('state') or response.status_code})", seen
 
 
 @router.get("/ready")
 def ready(request: Request) -> JSONResponse:
     state = request.app.state
     streams = state.streams
-    problems = [
-        _kafka(state.kafka),
-        _elasticsearch(state.es),
-        *(
-            _worker(f"http://{streams.web_host}:{streams.worker_port(i)}/ready/")
-            for i in range(state.api.workers)
-        ),
+    workers = [
+        _worker(f"http://{streams.web_host}:{streams.worker_port(i)}/ready/")
+        for i in range(state.api.workers)
     ]
+    problems = [_kafka(state.kafka), _elasticsearch(state.es), *(p for p, _ in workers)]
     failing = [p for p in problems if p]
-    body = {"status": "ready" if not failing else "not ready", "problems": failing}
+    body = {
+        "status": "ready" if not failing else "not ready",
+        "problems": failing,
+        "workers": [seen for _, seen in workers],
+    }
     return JSONResponse(body, status_code=200 if not failing else 503)

@@ -249,6 +249,25 @@ class PipelinesSettings(_Component):
     dir: Path = PROJECT_ROOT / "pipelines"
 
 
+class StatusSettings(_Component):
+    """How `headwater status` and the workers' readiness judge lag (env prefix HW_STATUS_)."""
+
+    model_config = _config("HW_STATUS_")
+
+    # A stage whose oldest waiting record is at most this old is "ok": records in flight, not
+    # a backlog (a worker commits every second; Debezium polls every 50 ms).
+    ok_lag_s: float = Field(default=5.0, gt=0.0)
+    # `headwater status` looks twice, this far apart, to tell a stage that advances ("busy")
+    # from one that does not ("stalled").
+    sample_s: float = Field(default=3.0, gt=0.0)
+    # A worker behind by more than ok_lag_s that commits nothing for this long reads "stalled"
+    # on its readiness page (longer than a slow bulk request, so busy is not called stalled).
+    stall_after_s: float = Field(default=15.0, gt=0.0)
+    # WAL a replication slot may hold back before it is a warning (PostgreSQL keeps it all
+    # until the slot's consumer confirms it; a stopped connector grows it without bound).
+    wal_warn_bytes: int = Field(default=1024**3, ge=0)
+
+
 def others_can_enter(path: Path) -> bool:
     """Whether every directory from / down to `path` has the 'others may enter' bit (o+x)."""
     path = path.absolute()
@@ -379,6 +398,7 @@ class Settings(BaseModel):
     stack: StackSettings
     pipelines: PipelinesSettings = Field(default_factory=PipelinesSettings)
     indexes: IndexSettings = Field(default_factory=IndexSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
     # Further secrets of the environment and .env (HW_*_PASSWORD, _SECRET, _TOKEN, _API_KEY),
     # e.g. the password of a user's own database, for their connectors to reference.
     extra_secrets: dict[str, SecretStr] = Field(default_factory=dict)
@@ -395,6 +415,7 @@ class Settings(BaseModel):
             stack=stack,
             pipelines=PipelinesSettings(),
             indexes=IndexSettings(),
+            status=StatusSettings(),
             extra_secrets=_secrets_of_environment(),
         )
 

@@ -12,6 +12,7 @@ acks it.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import faust
@@ -23,6 +24,7 @@ from streams.dashboards.agents import register as register_dashboards
 from streams.dashboards.settings import DashboardSettings
 from streams.search.agents import register as register_search
 from streams.settings import StreamsSettings
+from streams.status.logic import ProgressTracker, WorkerLag, worker_state
 from streams.transport import App
 
 
@@ -76,13 +78,44 @@ def build_app(
     app = create_app(settings, streams)
     register_dashboards(app, settings.kafka, dashboards)
     search = register_search(app, settings.kafka, settings.elasticsearch, streams, indexes)
-    checks: list[Callable[[], bool]] = [search.ready]
+    status = settings.status
+    progress = ProgressTracker(status.stall_after_s, status.ok_lag_s * 1000)
+
+    @app.timer(interval=min(status.sample_s, status.stall_after_s / 3))
+    async def look_at_progress() -> None:
+        progress.observe(time.monotonic(), {tp: c for tp, (c, _) in app.positions().items()})
+
+    def lag() -> WorkerLag:
+        return progress.lag(
+            time.monotonic(), app.positions(), time.time() * 1000, app.oldest_waiting_ms()
+        )
+
+    # Named checks, each (ok, reason): the page is ready when all pass.
+    checks: list[tuple[str, Callable[[], tuple[bool, str]]]] = [
+        ("rebalancing", lambda: (not app.rebalancing, "partitions being assigned")),
+        ("indexes", lambda: (search.ready(), "indexes not made yet")),
+        ("lag", lambda: ((now := lag()).state != "stalled", now.reason)),
+        # Open after repeated failures: nothing is written (or committed) until it closes.
+        ("elasticsearch", lambda: (search.breaker.state != "open", search.breaker_reason())),
+    ]
 
     @app.page("/ready/")
     async def ready(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        """Ready once not rebalancing (partitions assigned and consumed) and every check passes."""
-        is_ready = not app.rebalancing and all(check() for check in checks)
-        body = {"ready": is_ready, "pid": os.getpid(), "breakers": search.breakers()}
-        return view.json(body, status=200 if is_ready else 503)
+        """Ready when every check passes; `state` tells busy (behind, committing: still
+        ready) from stalled (behind, nothing committed for stall_after_s: not ready)."""
+        results = {name: check() for name, check in checks}
+        failing = [name for name, (ok, _) in results.items() if not ok]
+        now = lag()
+        body = {
+            "ready": not failing,
+            "state": worker_state(now.state, failing),
+            "pid": os.getpid(),
+            "lag": now.as_dict(),
+            "breakers": search.breakers(),
+            "checks": {
+                n: {"ok": ok, "reason": "" if ok else why} for n, (ok, why) in results.items()
+            },
+        }
+        return view.json(body, status=503 if failing else 200)
 
     return app

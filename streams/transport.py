@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
@@ -161,6 +162,7 @@ class Lane:
     _runner: asyncio.Task[None] | None = None
     _room: asyncio.Event = field(default_factory=asyncio.Event)
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _running: list[tuple[BatchHandler, _Handoff]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._room.set()
@@ -178,6 +180,17 @@ class Lane:
         if self._runner is None:
             self._idle.clear()
             self._runner = asyncio.ensure_future(self._run())
+
+    def oldest_waiting_ms(self) -> float | None:
+        """The Kafka timestamp (epoch ms) of the oldest record handed to this lane and not yet
+        acked (queued or being handled); None when there is none."""
+        stamps = [
+            r.timestamp
+            for _, handoff in (*self._running, *self._queue)
+            for r in handoff.batch.records[:1]
+            if r.timestamp > 0
+        ]
+        return min(stamps, default=None)
 
     async def drained(self) -> None:
         """Return once everything queued so far has been handled and acked."""
@@ -198,11 +211,12 @@ class Lane:
     async def _run(self) -> None:
         try:
             while self._queue:
-                taken = self._take()
+                taken = self._running = self._take()
                 for handler, batches in runs(taken):
                     await handler(batches)
                 for _, handoff in taken:
                     handoff.done()
+                self._running = []
         except BaseException as exc:
             # Nothing queued is acked: it is read again from the last commit.
             self._queue.clear()
@@ -213,6 +227,7 @@ class Lane:
                 await self.app.crash(exc)
             raise
         finally:
+            self._running = []
             self._runner = None
             self._idle.set()
 
@@ -405,6 +420,29 @@ class App(faust.App):
         topics = {t for channel in channels for t in channel.topics}
         internal = {t for channel in channels if channel.internal for t in channel.topics}
         return topics, internal
+
+    def positions(self) -> dict[tuple[str, int], tuple[int | None, int | None]]:
+        """(last committed offset, high watermark as last fetched) of each assigned partition
+        of a batch agent's topic; empty before the consumer starts."""
+        consumer = cast(_Consumer | None, self._consumer)
+        if consumer is None:
+            return {}
+        committed = consumer._committed_offset  # Faust's own record of what it committed
+        try:
+            return {
+                (tp.topic, tp.partition): (committed.get(tp), consumer.highwater(tp))
+                for tp in consumer.assignment()
+                if tp.topic in self.batch_handlers
+            }
+        except ConsumerNotStarted:
+            return {}
+
+    def oldest_waiting_ms(self) -> float | None:
+        """The Kafka timestamp of the oldest record any lane holds and has not acked."""
+        return min(
+            (ms for lane in self.lanes.values() if (ms := lane.oldest_waiting_ms()) is not None),
+            default=None,
+        )
 
     def lane(self, name: str, max_records: int = 20_000) -> Lane:
         """The lane `name`, made on first use."""

@@ -46,6 +46,7 @@ def _register() -> None:
     from headwater.cli.recover import resnapshot
     from headwater.cli.run import run, stop
     from headwater.cli.secrets import app as secrets_app
+    from headwater.cli.status import status
     from headwater.cli.workload import generate
     from headwater.stack.cli import app as stack_app
     from indexers.cli import indexers_app, search, verify_app
@@ -59,6 +60,7 @@ def _register() -> None:
     app.command("generate")(generate)
     app.command("run")(run)
     app.command("stop")(stop)
+    app.command("status")(status)
     app.command("worker")(worker)
     app.command("search")(search)
     app.add_typer(verify_app, name="verify")

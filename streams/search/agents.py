@@ -91,12 +91,14 @@ class SearchIndexing:
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def ready(self) -> bool:
-        """Ready once every index exists behind its alias, and not while Elasticsearch's
-        breaker is open (writes are paused: what is read waits, uncommitted)."""
-        return self._writer is not None and self.breaker.state != "open"
+        """Ready once every index exists behind its alias."""
+        return self._writer is not None
 
     def breakers(self) -> dict[str, dict[str, object]]:
         return {self.breaker.name: self.breaker.report()}
+
+    def breaker_reason(self) -> str:
+        return f"circuit open after repeated failures; trial in {self.breaker.retry_in_s():.0f} s"
 
     async def start(self) -> AsyncBulkWriter:
         """Make every index (behind its alias) and the writers, once for all the agents."""

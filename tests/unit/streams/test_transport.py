@@ -211,3 +211,36 @@ def test_a_topic_goes_to_every_lane_reading_it_but_never_also_to_a_stream_agent(
     app.agent(orders, name="orders")(agent)
     with pytest.raises(ValueError, match="read by a stream agent"):
         app.batch_agent(orders)(labels)
+
+
+class Stamped(NamedTuple):
+    offset: int
+    timestamp: int
+
+
+def test_a_lane_knows_its_oldest_record_not_yet_acked() -> None:
+    """What a worker's readiness ages its lag by: queued or being handled, until acked."""
+    from streams.transport import Batch, Lane, _Handoff
+
+    async def scenario() -> list[float | None]:
+        lane = Lane("search", _App())  # type: ignore[arg-type]
+        gate = asyncio.Event()
+
+        async def handler(batches: Any) -> None:
+            await gate.wait()
+
+        def handoff(offset: int, ts: int) -> Any:
+            batch = Batch(A, [Stamped(offset, ts)], object())  # type: ignore[arg-type]
+            return _Handoff(batch, 1, lambda tp, offs: None)
+
+        seen = [lane.oldest_waiting_ms()]
+        lane.put(handler, handoff(1, 1_000))
+        await asyncio.sleep(0.01)  # taken: being handled
+        lane.put(handler, handoff(2, 2_000))  # queued behind it
+        seen.append(lane.oldest_waiting_ms())
+        gate.set()
+        await lane.drained()
+        seen.append(lane.oldest_waiting_ms())
+        return seen
+
+    assert asyncio.run(scenario()) == [None, 1_000, None]
