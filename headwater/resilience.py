@@ -9,6 +9,8 @@ closes after 3 consecutive successes in half-open state.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import random
 import time
@@ -140,7 +142,16 @@ class Breaker:
 
 
 class DeadLetter(BaseModel):
-    """What goes to a dead-letter topic: the original record untouched, and why it failed."""
+    """What goes to a dead-letter topic: the original record untouched, which consumer failed on
+    it, at which stage and why, and how often.
+
+    One letter per failing consumer: a record several consumers read (a search index and a
+    dashboard, say) that fails for two of them is two letters, each naming its consumer, so
+    each can be redriven to that consumer alone. `app` is the worker app (its consumer group)
+    the consumer runs in: apps reading the same change topics share its dead-letter topic.
+    A record that fails again when redriven is a new letter with `attempts` one higher and the
+    same `first_seen`; the newest letter of an identity (`ident`) is its current state.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -151,11 +162,28 @@ class DeadLetter(BaseModel):
     value: str | None
     error: str
     stage: str
-    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    consumer: str = ""
+    app: str = ""
+    attempts: int = 1
+    first_seen: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    last_seen: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def where(self) -> str:
         return f"{self.source_topic}[{self.partition}]@{self.offset}"
+
+    @property
+    def ident(self) -> tuple[str, str, str, int, int]:
+        """What makes two letters the same: one record failing for one consumer of one app
+        (a letter from before letters named their consumer is told apart by its stage)."""
+        consumer = self.consumer or self.stage
+        return (self.app, consumer, self.source_topic, self.partition, self.offset)
+
+    @property
+    def id(self) -> str:
+        """A short, stable name for `ident`, to show and to type."""
+        joined = "|".join(str(part) for part in self.ident)
+        return hashlib.sha1(joined.encode()).hexdigest()[:10]
 
     @classmethod
     def of(
@@ -168,6 +196,7 @@ class DeadLetter(BaseModel):
         value: bytes | str | None,
         error: BaseException | str,
         stage: str,
+        consumer: str = "",
     ) -> DeadLetter:
         return cls(
             source_topic=topic,
@@ -177,10 +206,33 @@ class DeadLetter(BaseModel):
             value=_text(value),
             error=str(error),
             stage=stage,
+            consumer=consumer,
+        )
+
+    def again(self, error: BaseException | str, stage: str) -> DeadLetter:
+        """This letter's record failed once more (a redrive that did not fix it)."""
+        return self.model_copy(
+            update={
+                "error": str(error),
+                "stage": stage,
+                "attempts": self.attempts + 1,
+                "last_seen": max(self.last_seen, datetime.now(UTC)),
+            }
         )
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DeadLetter:
+        """A letter as published; one written before letters named their consumer reads with
+        its `failed_at` as both first and last seen."""
+        data = json.loads(raw)
+        failed_at = data.pop("failed_at", None)
+        if failed_at is not None:
+            data.setdefault("first_seen", failed_at)
+            data.setdefault("last_seen", failed_at)
+        return cls.model_validate(data)
 
 
 def _text(raw: bytes | str | None) -> str | None:

@@ -67,10 +67,18 @@ def combine(requests: Iterable[MergeRequest]) -> dict[str, MergeRequest]:
             continue
         kept.params.absorb(request.params)
         out[request.id] = MergeRequest(
-            request.id, kept.params, request.where, request.key, request.origin,
-            kept.new or request.new,
+            request.id, kept.params, request.where, request.key,
+            _origins(kept.origin, request.origin), kept.new or request.new,
         )  # fmt: skip
     return out
+
+
+def _origins(kept: Any, new: Any) -> Any:
+    """Both requests' origins when they are tuples (what each brings, so a rejected write can
+    name every record in it), else the newer one's."""
+    if isinstance(kept, tuple) and isinstance(new, tuple):
+        return kept + new
+    return new
 
 
 def plan_writes(

@@ -2,7 +2,8 @@
 
 `build_app(...)` is the one place a worker is put together: it makes the app and registers
 each capability on it (the dashboards, and the search agent over every change topic the declared
-indexes read). Nothing is wired at import time. Run it with `headwater worker`
+indexes read), and the redrive agent that hands dead letters back to the consumer that failed
+on them (`streams.deadletters`). Nothing is wired at import time. Run it with `headwater worker`
 (`streams.worker`). Offsets: Faust turns off Kafka's auto-commit and commits, every
 `broker_commit_interval`, the highest offset of each partition below which every message has
 been acked (a gap stops it), so a capability decides when a record counts as done by when it
@@ -20,8 +21,10 @@ from faust.types.auth import CredentialsArg
 
 from headwater.settings import KafkaSettings, Settings
 from indexers.declared import DeclaredIndex
+from streams.common import DeadLetterSender
 from streams.dashboards.agents import register as register_dashboards
 from streams.dashboards.settings import DashboardSettings
+from streams.deadletters.agents import register as register_redrive
 from streams.search.agents import register as register_search
 from streams.settings import StreamsSettings
 from streams.status.logic import ProgressTracker, WorkerLag, worker_state
@@ -74,10 +77,13 @@ def build_app(
     dashboards: DashboardSettings,
     indexes: dict[str, DeclaredIndex],
 ) -> App:
-    """The worker's app: the dashboards and the declared indexes, with a readiness page."""
+    """The worker's app: the dashboards and the declared indexes, each consumer taking the dead
+    letters redriven to it, with a readiness page."""
     app = create_app(settings, streams)
-    register_dashboards(app, settings.kafka, dashboards)
-    search = register_search(app, settings.kafka, settings.elasticsearch, streams, indexes)
+    dead_letters = DeadLetterSender(app, settings.kafka.dead_letter_topic)
+    redrive = register_redrive(app, dead_letters, streams.topic_partitions)
+    register_dashboards(app, settings.kafka, dashboards, redrive)
+    search = register_search(app, settings.kafka, settings.elasticsearch, streams, indexes, redrive)
     status = settings.status
     progress = ProgressTracker(status.stall_after_s, status.ok_lag_s * 1000)
 

@@ -1,10 +1,13 @@
 """Shared by every stream capability: Kafka records as plain data, decoding, dead letters.
 
 Decoding failures are data, not exceptions: `decode_records` splits a batch into changes,
-tombstones and failures, and a failure becomes a `DeadLetter` for
-`settings.kafka.dead_letter_topic(topic)`. `DeadLetterSender` is the one place that publishes
-them: it logs each with `topic[partition]@offset` and its key, and waits for Kafka's
-acknowledgement, so an agent commits the source offset only once the letter is safe.
+tombstones and undecodable records, and a record that fails for a consumer becomes a
+`DeadLetter` naming that consumer, for `settings.kafka.dead_letter_topic(topic)` (so a record
+every consumer of its topic fails on is one letter per consumer). A record redriven from a dead
+letter (`streams.deadletters`) carries that letter, and failing again it becomes the same
+letter with one more attempt. `DeadLetterSender` is the one place that publishes them: it
+stamps the app, logs each with `topic[partition]@offset`, its key and its consumer, and waits
+for Kafka's acknowledgement, so an agent commits the source offset only once the letter is safe.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    # The dead letter this record is redriven from, if it is.
+    previous: DeadLetter | None = None
 
     @property
     def where(self) -> str:
@@ -56,7 +61,17 @@ class Record:
         message = event.message
         return cls(message.topic, message.partition, message.offset, message.key, message.value)
 
-    def dead_letter(self, error: BaseException | str, stage: str) -> DeadLetter:
+    @classmethod
+    def of_letter(cls, letter: DeadLetter) -> Record:
+        """The record a dead letter holds, to hand to its consumer again."""
+        key = None if letter.key is None else letter.key.encode()
+        value = None if letter.value is None else letter.value.encode()
+        return cls(letter.source_topic, letter.partition, letter.offset, key, value, letter)
+
+    def dead_letter(self, error: BaseException | str, stage: str, consumer: str) -> DeadLetter:
+        """The letter for `consumer` failing on this record at `stage`."""
+        if self.previous is not None and self.previous.consumer == consumer:
+            return self.previous.again(error, stage)
         return DeadLetter.of(
             topic=self.topic,
             partition=self.partition,
@@ -65,6 +80,7 @@ class Record:
             value=self.value,
             error=error,
             stage=stage,
+            consumer=consumer,
         )
 
 
@@ -72,16 +88,21 @@ class Record:
 class Decoded:
     changes: list[tuple[Record, ChangeEvent]] = field(default_factory=list)
     tombstones: int = 0
-    failures: list[DeadLetter] = field(default_factory=list)
+    # Each fails for every consumer of its topic: one letter per consumer (`letters`).
+    undecodable: list[tuple[Record, MalformedEvent]] = field(default_factory=list)
+
+    def letters(self, consumers: Iterable[str]) -> list[DeadLetter]:
+        names = list(consumers)
+        return [r.dead_letter(exc, "decode", c) for r, exc in self.undecodable for c in names]
 
 
-def decode_records(records: Iterable[Record], stage: str = "decode") -> Decoded:
+def decode_records(records: Iterable[Record]) -> Decoded:
     out = Decoded()
     for record in records:
         try:
             change = decode_change(record.key, record.value)
         except MalformedEvent as exc:
-            out.failures.append(record.dead_letter(exc, stage))
+            out.undecodable.append((record, exc))
             continue
         if change is None:
             out.tombstones += 1
@@ -119,13 +140,20 @@ class DeadLetterSender:
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
         """Send every letter and return once Kafka has acknowledged all of them."""
-        for name, batch in dead_letter_batches(letters, self._topic_for).items():
+        app_id = self._app.conf.id
+        stamped = [
+            letter if letter.app else letter.model_copy(update={"app": app_id})
+            for letter in letters
+        ]
+        for name, batch in dead_letter_batches(stamped, self._topic_for).items():
             topic = await self._topic(name)
             pending = []
             for letter in batch:
                 log.warning(
-                    "dead letter (%s) %s key=%s -> %s: %s",
+                    "dead letter (%s at %s, attempt %d) %s key=%s -> %s: %s",
+                    letter.consumer,
                     letter.stage,
+                    letter.attempts,
                     letter.where,
                     letter.key,
                     name,

@@ -52,6 +52,7 @@ def _register() -> None:
     from indexers.cli import indexers_app, search, verify_app
     from streams.cli import worker
     from streams.dashboards.cli import app as dashboards_app
+    from streams.deadletters.cli import app as dlq_app
 
     app.add_typer(stack_app, name="stack")
     connectors_app.command("resnapshot")(resnapshot)
@@ -71,6 +72,7 @@ def _register() -> None:
     app.add_typer(batch_app, name="batch")
     app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(secrets_app, name="secrets")
+    app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:

@@ -16,6 +16,14 @@ partition. The API reads that whole topic: any API instance knows every partitio
 worker owns it, and a live stream is "tell the browser when this changes".
 
 The records published are the typed contracts of `headwater.models.updates`.
+
+Dead letters name their consumer (`dashboards:<stream>`, e.g. `dashboards:interactions`) and
+stage (`decode`, or `handle` for a change of the wrong shape). Each consumer takes the letters
+redriven to it (`streams.deadletters`) through the same fold as its live records, without the
+partition's offset check (a redriven record is older than the progress by definition) and
+without moving the progress offset: a change to an order, a line or a product counts only if
+its LSN is newer than the one the tables hold, and the redrive's mark keeps an interaction from
+counting twice.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from headwater.models.cdc import ChangeEvent, MalformedEvent, decode_change
 from headwater.models.updates import LabelUpdate, ProgressUpdate, WindowUpdate, encode
@@ -43,6 +51,7 @@ from streams.dashboards.tables import (
     order_key_partition,
     window_key,
 )
+from streams.deadletters.agents import Redrive, RedriveHandler
 from streams.transport import App, Batch, writing_as
 
 log = logging.getLogger(__name__)
@@ -111,15 +120,32 @@ class Dashboards:
     tables: Tables
 
 
-def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboards:
-    """Declare the dashboards' topics, tables and agents on `app`."""
+def consumer_id(stream: str) -> str:
+    """A dashboards consumer's name in dead letters."""
+    return f"dashboards:{stream}"
+
+
+def category_of(value: Any) -> tuple[str | None, int]:
+    """(category, LSN of the change it came from) of a categories table value: `[category,
+    lsn]`, a deleted product's `[null, lsn]`, or a bare category written before LSNs were kept."""
+    if isinstance(value, list):
+        return value[0], int(value[1])
+    return (None, 0) if value is None else (str(value), 0)
+
+
+def register(
+    app: App, kafka: KafkaSettings, ds: DashboardSettings, redrive: Redrive | None = None
+) -> Dashboards:
+    """Declare the dashboards' topics, tables and agents on `app` (and their redrive handlers
+    on `redrive`)."""
     topics = declare_topics(app, kafka, ds)
     tables = declare_tables(app, ds)
     lateness_ms = int(ds.allowed_lateness_s * 1000)
     dead_letters = DeadLetterSender(app, kafka.dead_letter_topic)
 
-    async def dead_letter(event: EventT, error: Exception, stage: str) -> None:
-        await dead_letters.send([Record.of_event(event).dead_letter(error, stage)])
+    def redriven(stream: str, handler: RedriveHandler) -> None:
+        if redrive is not None:
+            redrive.add(consumer_id(stream), handler)
 
     def publish_windows(
         folded: dict[logic.WindowKey, Any], partition: int
@@ -146,63 +172,94 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
 
     declared: list[bool] = []  # the updates topic, once per process
 
+    async def publish(outgoing: list[tuple[bytes, bytes]]) -> None:
+        if not declared:
+            await topics.updates.maybe_declare()
+            declared.append(True)
+        for key, value in outgoing:
+            await topics.updates.send(key=key, value=value)
+        # Backpressure: let the changelog writes drain before the next batch piles on.
+        await app.producer.buffer.wait_until_ebb()
+
     def take(name: str, handle: Handler) -> Callable[[Sequence[Batch]], Any]:
-        """The batch agent of one stream: each partition's batch in turn (`take_batch`)."""
+        """The batch agent of one stream: each partition's batch in turn (`take_batch`); and
+        its redrive handler."""
+        consumer = consumer_id(name)
 
         async def take_batches(batches: Sequence[Batch]) -> None:
             for batch in batches:
                 await take_batch(batch)
 
         async def take_batch(batch: Batch) -> None:
-            """Decode, handle and fold a partition's batch, write the tables, publish the
-            changed windows and the progress."""
-            partition = batch.tp.partition
+            topic, partition = batch.tp.topic, batch.tp.partition
+            outgoing, failed = fold(topic, partition, batch.records, batch.last, live=True)
+            if failed:
+                await dead_letters.send(failed)
+            await publish(outgoing)
+
+        async def redrive_records(records: Sequence[Record], last: Any) -> list[DeadLetter]:
+            failed: list[DeadLetter] = []
+            per_partition: dict[tuple[str, int], list[Record]] = {}
+            for record in records:
+                per_partition.setdefault((record.topic, record.partition), []).append(record)
+            for (topic, partition), some in per_partition.items():
+                outgoing, again = fold(topic, partition, some, last, live=False)
+                failed += again
+                await publish(outgoing)
+            return failed
+
+        def fold(
+            topic: str, partition: int, records: Sequence[Any], last: Any, live: bool
+        ) -> tuple[list[tuple[bytes, bytes]], list[DeadLetter]]:
+            """Decode, handle and fold a partition's records and write the tables: the
+            changed windows and the progress to publish, and the letters of what failed. Live
+            records below the partition's progress offset were folded in already; redriven
+            ones are older by definition and leave the offset where it is."""
             progress_key = f"{name}#{partition}"
-            failed: list[tuple[Any, MalformedEvent]] = []
-            with writing_as(batch.last):
+            failed: list[DeadLetter] = []
+
+            def letter(record: Any, error: Exception, stage: str) -> DeadLetter:
+                origin = (
+                    record
+                    if isinstance(record, Record)
+                    else Record(topic, partition, record.offset, record.key, record.value)
+                )
+                return origin.dead_letter(error, stage, consumer)
+
+            with writing_as(last):
                 progress = Progress.from_json(tables.progress.get(progress_key))
                 orders = OrderStates(tables.order_state, partition)
                 deltas: list[Delta] = []
-                for record in batch.records:
-                    if record.offset <= progress.offset:
+                for record in records:
+                    if live and record.offset <= progress.offset:
                         continue  # folded in before a restart; delivered again since
                     try:
                         change = decode_change(record.key, record.value)
-                        if change is None:  # tombstone: compaction's business, not ours
-                            continue
-                        new, at_ms, dropped = handle(change, progress, orders)
                     except MalformedEvent as exc:
-                        failed.append((record, exc))
+                        failed.append(letter(record, exc, "decode"))
                         continue
-                    except (KeyError, TypeError, ValueError) as exc:  # a row of the wrong shape
-                        failed.append((record, MalformedEvent(f"{type(exc).__name__}: {exc}")))
+                    if change is None:  # tombstone: compaction's business, not ours
+                        continue
+                    try:
+                        new, at_ms, dropped = handle(change, progress, orders)
+                    except (MalformedEvent, KeyError, TypeError, ValueError) as exc:
+                        # A row of the wrong shape.
+                        error = exc if isinstance(exc, MalformedEvent) else MalformedEvent(
+                            f"{type(exc).__name__}: {exc}")  # fmt: skip
+                        failed.append(letter(record, error, "handle"))
                         continue
                     progress.note(change, at_ms, dropped)
                     deltas.extend(new)
-                progress.offset = batch.records[-1].offset
+                if live:
+                    progress.offset = records[-1].offset
                 orders.write()
                 outgoing = publish_windows(logic.fold(deltas), partition)
                 tables.progress[progress_key] = progress.to_json()
             summary = ProgressUpdate(stream=name, partition=partition, **progress.to_json())
             outgoing.append(encode(summary))
-            if failed:
-                topic = batch.tp.topic
-                await dead_letters.send(
-                    [
-                        Record(topic, partition, r.offset, r.key, r.value).dead_letter(
-                            exc, f"dashboards.{name}"
-                        )
-                        for r, exc in failed
-                    ]
-                )
-            if not declared:
-                await topics.updates.maybe_declare()
-                declared.append(True)
-            for key, value in outgoing:
-                await topics.updates.send(key=key, value=value)
-            # Backpressure: let the changelog writes drain before the next batch piles on.
-            await app.producer.buffer.wait_until_ebb()
+            return outgoing, failed
 
+        redriven(name, redrive_records)
         return take_batches
 
     def handle_order(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
@@ -216,7 +273,8 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
 
     def handle_line(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
         order_id = logic.order_id_of_line(change)
-        category = tables.categories.get(str(change.row.get("product_id"))) or "uncategorised"
+        category = category_of(tables.categories.get(str(change.row.get("product_id"))))[0]
+        category = category or "uncategorised"
         out = logic.apply_line(orders.get(order_id), change, category, progress, lateness_ms)
         if out.state is not None:
             orders.put(order_id, out.state)
@@ -232,23 +290,45 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
 
     app.batch_agent(topics.orders, LANE)(take("orders", handle_order))
 
+    order_items_consumer = consumer_id("order_items")
+
+    def order_line_of(record: Any) -> tuple[int, int] | None:
+        """(order id, its partition) of an order line, None for a tombstone; raises
+        MalformedEvent for a record that is no order line."""
+        change = decode_change(record.key, record.value)
+        if change is None:
+            return None
+        order_id = logic.order_id_of_line(change)
+        return order_id, order_key_partition(order_id, ds.source_partitions)
+
     @app.agent(topics.order_items, name="dashboards-order-items")
     async def order_items(stream: StreamT) -> None:
         """Re-key each order line by its order id, into the partition of its order."""
         async for event in stream.events():
             try:
-                change = decode_change(event.key, event.value)
-                if change is None:
-                    continue
-                order_id = logic.order_id_of_line(change)
+                line = order_line_of(event)
             except MalformedEvent as exc:
-                await dead_letter(event, exc, "dashboards.order_items")
+                letter = Record.of_event(event).dead_letter(exc, "decode", order_items_consumer)
+                await dead_letters.send([letter])
                 continue
-            await topics.order_lines.send(
-                key=event.key,
-                value=event.value,
-                partition=order_key_partition(order_id, ds.source_partitions),
-            )
+            if line is not None:
+                await topics.order_lines.send(key=event.key, value=event.value, partition=line[1])
+
+    async def redrive_order_items(records: Sequence[Record], last: Any) -> list[DeadLetter]:
+        """Redriven order lines go where live ones go: to their order's partition (folded
+        there like any line, newer LSN only)."""
+        failed = []
+        for record in records:
+            try:
+                line = order_line_of(record)
+            except MalformedEvent as exc:
+                failed.append(record.dead_letter(exc, "decode", order_items_consumer))
+                continue
+            if line is not None:
+                await topics.order_lines.send(key=record.key, value=record.value, partition=line[1])
+        return failed
+
+    redriven("order_items", redrive_order_items)
 
     app.batch_agent(topics.order_lines, LANE)(take("order_lines", handle_line))
     app.batch_agent(topics.interactions, LANE)(take("interactions", handle_interaction))
@@ -257,41 +337,60 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
     # after a restart publishing each label once more is harmless.
     published: dict[str, tuple[str, str]] = {}
 
+    products_consumer = consumer_id("products")
+
     async def products(batches: Sequence[Batch]) -> None:
-        """Keep product -> category for the revenue split; publish names when they change.
-        Only each product's newest change of the batches counts (a hot product's burst of
-        price and stock changes costs one look)."""
-        latest: dict[str, tuple[ChangeEvent, Batch]] = {}
-        failed: list[DeadLetter] = []
-        for batch in batches:
-            for record in batch.records:
-                try:
-                    change = decode_change(record.key, record.value)
-                    if change is None:
-                        continue
-                    product_id = str(change.key["id"])
-                    if not change.deleted:
-                        str(change.row["category"]), str(change.row["name"])
-                except (MalformedEvent, KeyError) as exc:
-                    failed.append(Record(batch.tp.topic, batch.tp.partition, record.offset,
-                                         record.key, record.value).dead_letter(
-                        MalformedEvent(str(exc)), "dashboards.products"))  # fmt: skip
-                    continue
-                kept = latest.get(product_id)
-                if kept is None or change.lsn >= kept[0].lsn:
-                    latest[product_id] = (change, batch)
+        """Keep product -> category for the revenue split; publish names when they change."""
+        records = [
+            (Record(b.tp.topic, b.tp.partition, r.offset, r.key, r.value), b.last)
+            for b in batches
+            for r in b.records
+        ]
+        failed = await take_products(records)
         if failed:
             await dead_letters.send(failed)
-        for product_id, (change, batch) in latest.items():
+
+    async def redrive_products(records: Sequence[Record], last: Any) -> list[DeadLetter]:
+        return await take_products([(record, last) for record in records])
+
+    async def take_products(records: Sequence[tuple[Record, Any]]) -> list[DeadLetter]:
+        """Only each product's newest change counts (a hot product's burst of price and stock
+        changes costs one look), and only if it is newer than the one the table holds (a
+        redriven change may be older)."""
+        latest: dict[str, tuple[ChangeEvent, Any]] = {}
+        failed: list[DeadLetter] = []
+        for record, last in records:
+            try:
+                change = decode_change(record.key, record.value)
+            except MalformedEvent as exc:
+                failed.append(record.dead_letter(exc, "decode", products_consumer))
+                continue
+            if change is None:
+                continue
+            try:
+                product_id = str(change.key["id"])
+                if not change.deleted:
+                    str(change.row["category"]), str(change.row["name"])
+            except KeyError as exc:
+                error = MalformedEvent(f"KeyError: {exc}")
+                failed.append(record.dead_letter(error, "handle", products_consumer))
+                continue
+            kept = latest.get(product_id)
+            if kept is None or change.lsn >= kept[0].lsn:
+                latest[product_id] = (change, last)
+        for product_id, (change, last) in latest.items():
+            held, held_lsn = category_of(tables.categories.get(product_id))
+            if change.lsn < held_lsn:
+                continue  # older than what the table holds: a redrive of an old change
             if change.deleted:
-                with writing_as(batch.last):
-                    tables.categories.pop(product_id, None)
+                with writing_as(last):  # a marker, so an older change cannot bring it back
+                    tables.categories[product_id] = [None, change.lsn]
                 published.pop(product_id, None)
                 continue
             category, name = str(change.row["category"]), str(change.row["name"])
-            if tables.categories.get(product_id) != category:
-                with writing_as(batch.last):  # the table's partition is the product's
-                    tables.categories[product_id] = category
+            if (held, held_lsn) != (category, change.lsn):
+                with writing_as(last):  # the table's partition is the product's
+                    tables.categories[product_id] = [category, change.lsn]
             if published.get(product_id) == (name, category):
                 continue  # a price or stock change: the label on the page is unchanged
             key, value = encode(LabelUpdate(id=product_id, name=name, category=category))
@@ -299,7 +398,9 @@ def register(app: App, kafka: KafkaSettings, ds: DashboardSettings) -> Dashboard
             published[product_id] = (name, category)
             if len(published) > PUBLISHED_LABELS_MAX:
                 del published[next(iter(published))]
+        return failed
 
+    redriven("products", redrive_products)
     app.batch_agent(topics.products, LANE)(products)
     del order_items
     return Dashboards(topics=topics, tables=tables)

@@ -6,11 +6,14 @@ dashboards while it waits for Elasticsearch, and whatever arrived meanwhile come
 call. A call decodes each topic's records once, plans them for every use of that topic
 (`streams.search.logic`), and writes all of it together: a hot document changed many times,
 by its row and by its children, across partitions and fetches, costs one write. Thin: decode,
-plan, write, dead-letter what failed (once per failing use, naming it). The transport acks the
+plan, write, dead-letter what failed (once per failing use, naming it: `search:<index>` for an
+index's rows, `search:<index>.<summary>` for a summary's children). The transport acks the
 records only after this returns, that is after Elasticsearch acknowledged every document
 (written, stale, or rejected) and the dead letters were delivered; Faust commits only acked
 offsets, so after a crash the uncommitted tail is read again, and the LSN versioning makes the
-replay harmless.
+replay harmless. For the same reason a dead letter redriven to one use (`streams.deadletters`)
+is planned for that use alone and written with the same versions: a change older than what the
+index holds is a 409, skipped, so a redrive never overwrites newer data.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from typing import Any, cast
 import faust
 from elasticsearch import AsyncElasticsearch
 
-from headwater.resilience import Breaker
+from headwater.resilience import Breaker, DeadLetter
 from headwater.settings import ElasticsearchSettings, KafkaSettings
 from indexers.bulk import AsyncBulkWriter, BulkResult
 from indexers.catalog import async_client, ensure_index_async
 from indexers.declared import DeclaredIndex
 from indexers.merge import AsyncMerger, MergeRequest
 from streams.common import RAW, DeadLetterSender, Record, decode_records
+from streams.deadletters.agents import Redrive, RedriveHandler
 from streams.latency import Histogram
-from streams.search.logic import Consumer, Planned, plan
+from streams.search.logic import Consumer, Origin, Planned, plan
 from streams.settings import StreamsSettings
 from streams.transport import App, Batch
 
@@ -64,9 +68,12 @@ def consumers_by_topic(indexes: dict[str, DeclaredIndex]) -> dict[str, list[Cons
     return out
 
 
-def _origin(origin: Any) -> Record | None:
-    """The Kafka record behind an action (a merge request carries it one level down)."""
-    return origin if isinstance(origin, Record) else getattr(origin, "origin", None)
+def _origins(origin: Any) -> tuple[Origin, ...]:
+    """The records behind an action, with their consumers (a merge request carries them one
+    level down)."""
+    if isinstance(origin, MergeRequest):
+        origin = origin.origin
+    return origin if isinstance(origin, tuple) else ()
 
 
 @dataclass
@@ -124,7 +131,7 @@ class SearchIndexing:
 
     def _merged_aliases(self, topic: str) -> set[str]:
         """The aliases whose documents `topic`'s changes are merged into (summaries)."""
-        return {c.alias for c in self.consumers[topic] if c.shaper.declaration.summaries}
+        return {c.alias for c in self.consumers.get(topic, []) if c.shaper.declaration.summaries}
 
     async def index_batches(self, batches: Sequence[Batch]) -> None:
         """Write what one call of the batch agent got: batches of any of its topics."""
@@ -144,6 +151,27 @@ class SearchIndexing:
                     acked.observe(acked_ms - r.timestamp)
 
     async def index_records(self, per_topic: dict[str, list[Record]]) -> None:
+        letters = await self.write_records(per_topic)
+        if letters:
+            await self.dead_letters.send(letters)
+
+    def redriver(self, consumer: str) -> RedriveHandler:
+        """Records redriven to `consumer`: written for it alone; the letters of what failed
+        again are returned (the redrive sends them)."""
+
+        async def redrive(records: Sequence[Record], last: Any) -> list[DeadLetter]:
+            per_topic: dict[str, list[Record]] = {}
+            for record in records:
+                per_topic.setdefault(record.topic, []).append(record)
+            return await self.write_records(per_topic, only=consumer)
+
+        return redrive
+
+    async def write_records(
+        self, per_topic: dict[str, list[Record]], only: str | None = None
+    ) -> list[DeadLetter]:
+        """Write the records for every consumer of their topics (or for consumer `only`), and
+        return the dead letters of what failed."""
         writer = self._writer or await self.start()
         # Which index each merged alias points to is asked while the records are planned.
         concrete = {
@@ -154,9 +182,16 @@ class SearchIndexing:
         planned, letters = Planned(), []
         tombstones = records = 0
         for topic, topic_records in per_topic.items():
+            consumers = [c for c in self.consumers.get(topic, []) if only in (None, c.id)]
+            if not consumers and only is not None:
+                letters += [
+                    r.dead_letter(f"{only} does not read {topic} any more", "route", only)
+                    for r in topic_records
+                ]
+                continue
             decoded = decode_records(topic_records)
-            planned.add(plan(self.consumers[topic], decoded.changes))
-            letters += decoded.failures
+            planned.add(plan(consumers, decoded.changes))
+            letters += decoded.letters(c.id for c in consumers)
             tombstones += decoded.tombstones
             records += len(topic_records)
         malformed = len(letters) + len(planned.failures)
@@ -176,8 +211,6 @@ class SearchIndexing:
             if isinstance(part, BulkResult):
                 result.add(part)
         letters += planned.failures + _rejections(result)
-        if letters:
-            await self.dead_letters.send(letters)
         counters = self.counters
         counters.records += records
         counters.tombstones += tombstones
@@ -186,15 +219,16 @@ class SearchIndexing:
         counters.stale_skipped += result.stale
         counters.rejected += len(result.rejected)
         counters.batches += 1
+        return letters
 
 
-def _rejections(result: BulkResult) -> list[Any]:
-    letters = []
-    for rejection in result.rejected:
-        origin = _origin(rejection.action.origin)
-        if origin is not None:
-            letters.append(origin.dead_letter(rejection.reason, f"index:{rejection.action.index}"))
-    return letters
+def _rejections(result: BulkResult) -> list[DeadLetter]:
+    """A letter for every record of every rejected write, naming its consumer."""
+    return [
+        origin.dead_letter(rejection.reason, f"index:{rejection.action.index}")
+        for rejection in result.rejected
+        for origin in _origins(rejection.action.origin)
+    ]
 
 
 def register(
@@ -203,8 +237,10 @@ def register(
     es_settings: ElasticsearchSettings,
     streams: StreamsSettings,
     indexes: dict[str, DeclaredIndex],
+    redrive: Redrive | None = None,
 ) -> SearchIndexing:
-    """One agent per change topic the declared indexes read, a stats page and a log timer."""
+    """One agent per change topic the declared indexes read, a stats page and a log timer;
+    each use of a topic takes the dead letters redriven to it."""
     consumers = consumers_by_topic(indexes)
     search = SearchIndexing(
         es_settings, streams, indexes, DeadLetterSender(app, kafka.dead_letter_topic),
@@ -214,6 +250,10 @@ def register(
         topic = app.topic(*consumers, **RAW)
         app.lane(LANE, max_records=streams.bulk_max_docs)
         app.batch_agent(topic, LANE)(search.index_batches)
+        for uses in consumers.values():
+            for consumer in uses:
+                if redrive is not None:
+                    redrive.add(consumer.id, search.redriver(consumer.id))
 
         @app.task
         async def make_indexes() -> None:

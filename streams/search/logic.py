@@ -4,7 +4,9 @@ index the topic feeds (as an index's rows, or as the children of one of its summ
 No Faust and no I/O here. A batch is coalesced per document first (only the change with the
 highest LSN of each row can matter, so a burst of updates to one row costs one write), then
 shaped through `indexers.documents`, whose module docstring explains how ordering is kept.
-A change that cannot be shaped becomes a dead letter naming the index it failed for.
+A change that cannot be shaped becomes a dead letter naming the consumer (`Consumer.id`) it
+failed for; every write carries the records it brings and their consumers (`Origin`), so a
+write Elasticsearch rejects becomes a letter for each of them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,22 @@ class Consumer:
     def name(self) -> str:
         return self.shaper.name if self.summary is None else f"{self.shaper.name}.{self.summary}"
 
+    @property
+    def id(self) -> str:
+        """The consumer's name in dead letters: stable, and unique in a worker."""
+        return f"search:{self.name}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A record a write brings, and the consumer it brings it for."""
+
+    record: Record
+    consumer: str
+
+    def dead_letter(self, error: str, stage: str) -> DeadLetter:
+        return self.record.dead_letter(error, stage, self.consumer)
+
 
 @dataclass
 class Planned:
@@ -60,8 +78,7 @@ def _values(change: ChangeEvent) -> Mapping[str, Any]:
     return {**change.row, **change.key}
 
 
-def _stage(consumer: Consumer) -> str:
-    return f"shape:{consumer.name}"
+SHAPE = "shape"
 
 
 def plan(consumers: Sequence[Consumer], changes: Sequence[Change]) -> Planned:
@@ -89,7 +106,7 @@ def _latest_rows(
             doc_id = shaper.key_id(_values(change))
             shaped = None if change.deleted else shaper.shape(change.row)
         except ShapeError as exc:
-            planned.failures.append(record.dead_letter(exc, _stage(consumer)))
+            planned.failures.append(record.dead_letter(exc, SHAPE, consumer.id))
             continue
         entry = (record, change, shaped)
         kept = latest.get(doc_id)
@@ -122,9 +139,10 @@ def _plan_rows(consumer: Consumer, changes: Sequence[Change], planned: Planned) 
             )
             # An insert's document is created without a read (a conflict falls back to one).
             new = change.op == "c"
+            origin = (Origin(record, consumer.id),)
             planned.merge(
                 consumer.alias,
-                MergeRequest(doc_id, params, record.where, record.key_text, record, new),
+                MergeRequest(doc_id, params, record.where, record.key_text, origin, new),
             )
             continue
         if shaped is None:
@@ -145,7 +163,7 @@ def _plan_rows(consumer: Consumer, changes: Sequence[Change], planned: Planned) 
                 version=change.lsn,
                 where=record.where,
                 key=record.key_text,
-                origin=record,
+                origin=(Origin(record, consumer.id),),
             )
         )
 
@@ -164,7 +182,7 @@ def _plan_children(
         try:
             child_id, parent_id, values = child.read(_values(change), source=False)
         except ShapeError as exc:
-            planned.failures.append(record.dead_letter(exc, _stage(consumer)))
+            planned.failures.append(record.dead_letter(exc, SHAPE, consumer.id))
             continue
         if parent_id is None:
             if change.deleted:
@@ -172,7 +190,8 @@ def _plan_children(
                     record.dead_letter(
                         f"a deleted {child.summary.source.table} row must carry "
                         f"{', '.join(child.summary.parent_key)} (REPLICA IDENTITY FULL)",
-                        _stage(consumer),
+                        SHAPE,
+                        consumer.id,
                     )
                 )
             continue  # a child without a parent belongs to no summary
@@ -180,14 +199,16 @@ def _plan_children(
         if kept is None or change.lsn >= kept[1].lsn:
             latest[child_id] = (record, change, parent_id, None if change.deleted else values)
     per_parent: dict[str, Params] = {}
-    last_record: dict[str, Record] = {}
+    # Every record a parent's write brings: a rejected write dead-letters each of them.
+    origins: dict[str, tuple[Origin, ...]] = {}
     for child_id, (record, change, parent_id, values) in latest.items():
         assert parent_id is not None
         params = per_parent.setdefault(parent_id, Params(children={summary: {}}))
         params.children[summary][child_id] = [change.lsn, values]
-        last_record[parent_id] = record
+        origins[parent_id] = (*origins.get(parent_id, ()), Origin(record, consumer.id))
     for parent_id, params in per_parent.items():
-        record = last_record[parent_id]
+        record = origins[parent_id][-1].record
         planned.merge(
-            consumer.alias, MergeRequest(parent_id, params, record.where, record.key_text, record)
+            consumer.alias,
+            MergeRequest(parent_id, params, record.where, record.key_text, origins[parent_id]),
         )

@@ -191,7 +191,8 @@ def test_records_read_again_after_a_kill_are_not_counted_twice(sandbox: Sandbox)
     letters = _dead_letters(sandbox, sandbox.topic("interactions"), expected=2)
     errors = sorted(letter["error"] for letter in letters)
     assert "not JSON" in errors[1] and "customer_id" in errors[0], errors
-    assert {letter["stage"] for letter in letters} == {"dashboards.interactions"}
+    assert {letter["consumer"] for letter in letters} == {"dashboards:interactions"}
+    assert sorted(letter["stage"] for letter in letters) == ["decode", "handle"]
 
 
 def _dead_letters(sandbox: Sandbox, topic: str, expected: int) -> list[dict]:

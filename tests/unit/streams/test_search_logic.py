@@ -138,11 +138,13 @@ def test_a_row_of_the_wrong_shape_is_dead_lettered_naming_the_index(
     bad = record("products", {**PRODUCT_ROW, "price": "cheap"}, 100)
     planned = plan([products], changes(bad))
     (letter,) = planned.failures
-    assert letter.stage == "shape:products" and "price" in letter.error
+    assert (letter.consumer, letter.stage) == ("search:products", "shape")
+    assert "price" in letter.error
     missing = {k: v for k, v in REVIEW_ROW.items() if k != "product_id"}
     planned = plan([review_summary], changes(record("reviews", missing, 5)))
     (letter,) = planned.failures
-    assert letter.stage == "shape:products.reviews" and "product_id" in letter.error
+    assert (letter.consumer, letter.stage) == ("search:products.reviews", "shape")
+    assert "product_id" in letter.error
 
 
 def test_a_child_row_becomes_an_entry_of_its_parents_summary(review_summary: Consumer) -> None:
@@ -192,5 +194,31 @@ def test_decode_splits_tombstones_and_malformed() -> None:
     junk = Record("shop.public.products", 0, 2, b'{"id": 7}', b"not json")
     decoded = decode_records([good, tombstone, junk])
     assert len(decoded.changes) == 1 and decoded.tombstones == 1
-    (letter,) = decoded.failures
-    assert letter.offset == 2 and "not JSON" in letter.error
+    # An undecodable record fails for every consumer of its topic: one letter each.
+    letters = decoded.letters(["search:reviews", "search:products.reviews"])
+    assert [(x.consumer, x.offset, x.stage) for x in letters] == [
+        ("search:reviews", 2, "decode"),
+        ("search:products.reviews", 2, "decode"),
+    ]
+    assert all("not JSON" in x.error for x in letters)
+
+
+def test_every_record_a_write_brings_names_its_consumer(
+    products: Consumer, review_summary: Consumer
+) -> None:
+    """A rejected write must dead-letter every record in it, each for its own consumer: the
+    children of one parent and the parent's own row are merged into one write."""
+    from indexers.merge import combine
+    from streams.search.agents import _origins
+
+    row = record("products", PRODUCT_ROW, 100, offset=1)
+    first = record("reviews", REVIEW_ROW, 101, offset=2)
+    second = record("reviews", {**REVIEW_ROW, "id": 71}, 102, offset=3)
+    planned = plan([products], changes(row))
+    planned.add(plan([review_summary], changes(first, second)))
+    (merged,) = combine(planned.merges["products"]).values()
+    assert [(o.consumer, o.record.offset) for o in _origins(merged)] == [
+        ("search:products", 1),
+        ("search:products.reviews", 2),
+        ("search:products.reviews", 3),
+    ]
