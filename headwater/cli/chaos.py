@@ -528,7 +528,7 @@ SCENARIOS = (
         "read-only",
         "indexes read-only (429s), then writable",
         read_only_indexes,
-        min_hold_s=10.0,
+        min_hold_s=15.0,
     ),
     Scenario(
         "connect-down",
