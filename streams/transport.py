@@ -421,6 +421,14 @@ class App(faust.App):
         internal = {t for channel in channels if channel.internal for t in channel.topics}
         return topics, internal
 
+    async def declare_internal(self) -> None:
+        """Create the internal topics the app reads (re-keyed order lines, redrives), so that
+        their start can be pinned before anything is written to them."""
+        channels = [agent.channel for agent in self.agents.values()] + self._batch_channels
+        for channel in channels:
+            if channel.internal:
+                await cast(Any, channel).maybe_declare()
+
     def positions(self) -> dict[tuple[str, int], tuple[int | None, int | None]]:
         """(last committed offset, high watermark as last fetched) of each assigned partition
         of a batch agent's topic; empty before the consumer starts."""

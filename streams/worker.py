@@ -52,6 +52,9 @@ def run(index: int = 0, loglevel: str = "INFO") -> None:
             # The Elasticsearch client logs every request at INFO: dozens a second under load.
             logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
             if streams.auto_offset_reset == "latest":
+                # Internal topics first: one made after the pinning would start at its end,
+                # past records re-keyed into it before this consumer's first fetch.
+                await app.declare_internal()
                 topics, internal = app.consumed_topics()
                 await asyncio.to_thread(pin_start, settings.kafka, app.conf.id, topics, internal)
 
