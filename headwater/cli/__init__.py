@@ -52,6 +52,7 @@ def _register() -> None:
     from indexers.cli import indexers_app, search, verify_app
     from streams.cli import worker
     from streams.dashboards.cli import app as dashboards_app
+    from streams.dashboards.cli import verify_dashboards
     from streams.deadletters.cli import app as dlq_app
 
     app.add_typer(stack_app, name="stack")
@@ -64,6 +65,7 @@ def _register() -> None:
     app.command("status")(status)
     app.command("worker")(worker)
     app.command("search")(search)
+    verify_app.command("dashboards")(verify_dashboards)
     app.add_typer(verify_app, name="verify")
     app.add_typer(indexers_app, name="indexers")
     app.add_typer(pipelines_app, name="pipelines")

@@ -1,4 +1,5 @@
-"""`headwater dashboards`: list the dashboards and show one, once or live, from the API."""
+"""`headwater dashboards`: list the dashboards and show one, once or live, from the API; and
+`headwater verify dashboards`: their windows against the source tables."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from rich.live import Live
 from rich.table import Table
 
 from api.settings import ApiSettings
-from headwater.console import console, fail, print_json, print_table
+from headwater.console import console, fail, print_json, print_table, settings_of
+from streams.dashboards import logic
 from streams.dashboards.views import stream_snapshots
 
 app = typer.Typer(help="Real-time dashboards (served by the API).", no_args_is_help=True)
@@ -124,3 +126,130 @@ def show(
     with Live(console=console, auto_refresh=False) as live:
         for snapshot in _stream(name):
             live.update(render(snapshot), refresh=True)
+
+
+def _instant(text: str) -> float:
+    """Epoch seconds of an ISO-8601 time with offset, or of a number of epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--since: {text!r} is neither epoch seconds nor an ISO-8601 time")
+    if parsed.tzinfo is None:
+        fail(f"--since: {text!r} has no time zone")
+    return parsed.timestamp()
+
+
+def verify_dashboards(
+    ctx: typer.Context,
+    dashboard: list[str] = typer.Option(
+        [],
+        "--dashboard",
+        "-d",
+        help="A dashboard (see `dashboards list`); repeatable. Default: all.",
+    ),
+    window: list[str] = typer.Option(
+        [], "--window", "-w", help="Only windows of this size (1m, 5m, 15m); repeatable."
+    ),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Only windows beginning at or after this (ISO-8601 or epoch seconds): the start "
+        "of a worker that began at the end of the topics.",
+    ),
+    settle: float = typer.Option(
+        10.0,
+        "--settle",
+        min=0,
+        help="Seconds a difference must hold still to count (windows in flight keep moving).",
+    ),
+    updates_topic: str | None = typer.Option(
+        None, "--updates-topic", help="The topic the worker publishes to. Default: the setting."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recompute the dashboards' windows from the source tables and compare them with what the
+    workers published: equal, differs, missing, extra, and in flight."""
+    from streams.dashboards.reconcile import verify
+    from streams.dashboards.settings import DashboardSettings
+    from streams.dashboards.verify import dashboard_rows, window_label
+    from streams.dashboards.views import load_dashboards
+
+    settings = settings_of(ctx)
+    ds = DashboardSettings()
+    if updates_topic:
+        ds = ds.model_copy(update={"updates_topic": updates_topic})
+    known = load_dashboards(ds.definitions_dir)
+    unknown = [name for name in dashboard if name not in known]
+    if unknown:
+        fail(f"no dashboard {', '.join(unknown)}; known: {', '.join(known)}")
+    chosen = {name: known[name] for name in dashboard} if dashboard else known
+    labels = {window_label(spec) for spec in logic.WINDOWS}
+    odd = [w for w in window if w not in labels]
+    if odd:
+        fail(f"no window {', '.join(odd)}; the dashboards have {', '.join(sorted(labels))}")
+    cells = set().union(*(d.cells() for d in chosen.values()))
+    try:
+        report = verify(
+            settings,
+            ds,
+            since=_instant(since) if since is not None else None,
+            windows=window or None,
+            cells=cells,
+            settle_s=settle,
+        )
+    except (LookupError, TimeoutError) as exc:
+        fail(str(exc))
+    specs = [s for s in logic.WINDOWS if not window or window_label(s) in window]
+    rows = dashboard_rows(report, chosen, specs)
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "settled": report.settled,
+                "updates_topic": ds.updates_topic,
+                "windows_from": report.lower_s,
+                "dropped_late": report.dropped,
+                "dashboards": rows,
+                "differences": [c.to_json() for c in report.differences],
+                "in_flight": [c.to_json() for c in report.in_flight],
+            }
+        )
+    else:
+        _print_verification(report, rows, ds.updates_topic)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_verification(report: Any, rows: list[dict[str, Any]], topic: str) -> None:
+    print_table(
+        f"dashboards ({topic}) vs source, windows from {_time(report.lower_s * 1000)}",
+        ["dashboard", "window", "metric", "windows", "equal", "differs", "missing", "extra",
+         "moving", "ok"],
+        [
+            [r["dashboard"], r["window"], r["metric"], r["windows"], r["equal"], r["differs"],
+             r["missing"], r["extra"], r["in_flight"],
+             "yes" if r["differs"] == r["missing"] == r["extra"] == 0 else "NO"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    for cell in report.differences[:50]:
+        c = cell.to_json()
+        member = f" [{c['member']}]" if c["member"] is not None else ""
+        late = " (maybe dropped as late)" if c.get("maybe_late") else ""
+        console.print(
+            f"{c['table']} {c['metric']}{member} {_time(c['window_start'] * 1000)}: "
+            f"{c['status']}, source {c['source']}, dashboard {c['dashboard']}{late}"
+        )
+    if len(report.differences) > 50:
+        console.print(f"... and {len(report.differences) - 50} more")
+    dropped = ", ".join(f"{stream} {n}" for stream, n in sorted(report.dropped.items()) if n)
+    console.print(f"late events dropped by the worker: {dropped or 'none'}")
+    if report.in_flight:
+        console.print(
+            f"{len(report.in_flight)} cells were still changing when the check ended (in flight, "
+            "not wrong): run it again when writes are quieter"
+        )

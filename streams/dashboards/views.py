@@ -42,6 +42,17 @@ def _table_for(metric: str, window: Window) -> str | None:
     return None
 
 
+# The windowed values a derived panel is computed from.
+_DERIVED = {AVG_ORDER_VALUE: (logic.ORDERS, logic.REVENUE)}
+FUNNEL_TABLE = "funnel_15m"
+FUNNEL_STAGES = (
+    ("Viewed a product", logic.PAGE_VIEWS),
+    ("Added to cart", logic.ADD_TO_CART),
+    ("Ordered", logic.ORDERS),
+)
+TOP_TABLE = "top_1m"
+
+
 class Panel(BaseModel):
     """One chart or figure of a dashboard, on a metric the streams already compute."""
 
@@ -72,6 +83,19 @@ class Panel(BaseModel):
             raise ValueError(f"panel {self.id}: no metric {metric!r} at window {self.window}")
         return self
 
+    def cells(self) -> set[tuple[str, str]]:
+        """The (windowed table, metric) pairs this panel shows or is computed from; none for
+        the progress figures (events, dropped), which are not windowed."""
+        if self.type == "funnel":
+            return {(FUNNEL_TABLE, metric) for _, metric in FUNNEL_STAGES}
+        metric = self.metric or ""
+        if self.type == "top":
+            return {(TOP_TABLE, metric)}
+        table = _table_for(metric, self.window)
+        if table is None:
+            return set()
+        return {(table, m) for m in _DERIVED.get(metric, (metric,))}
+
 
 class Dashboard(BaseModel):
     """A dashboard: one definition file listing its panels."""
@@ -89,6 +113,10 @@ class Dashboard(BaseModel):
         if len(ids) != len(set(ids)):
             raise ValueError(f"dashboard {self.name}: panel ids repeat")
         return self
+
+    def cells(self) -> set[tuple[str, str]]:
+        """Every (windowed table, metric) pair the dashboard's panels show."""
+        return set().union(*(panel.cells() for panel in self.panels))
 
 
 def load_dashboards(directory: Path) -> dict[str, Dashboard]:
@@ -250,11 +278,11 @@ class DashboardState:
         return [[start * 1000, self._point(panel, table, start)] for start in starts]
 
     def _top(self, panel: Panel, now: int) -> list[dict[str, Any]]:
-        spec = logic.WINDOWS_BY_TABLE["top_1m"]
+        spec = logic.WINDOWS_BY_TABLE[TOP_TABLE]
         newest = spec.starts(now)[0]
         totals: dict[str, float] = {}
         for i in range(panel.range_minutes):
-            merged = self.value("top_1m", panel.metric or "", newest - i * spec.step_s)
+            merged = self.value(TOP_TABLE, panel.metric or "", newest - i * spec.step_s)
             for member, amount in merged.items():
                 totals[member] = totals.get(member, 0.0) + amount
         ranked = sorted(
@@ -271,18 +299,13 @@ class DashboardState:
         ]
 
     def _funnel(self, now: int) -> list[dict[str, Any]]:
-        spec = logic.WINDOWS_BY_TABLE["funnel_15m"]
+        spec = logic.WINDOWS_BY_TABLE[FUNNEL_TABLE]
         start = spec.starts(now)[0]
-        stages = [
-            ("Viewed a product", logic.PAGE_VIEWS),
-            ("Added to cart", logic.ADD_TO_CART),
-            ("Ordered", logic.ORDERS),
-        ]
         out: list[dict[str, Any]] = []
         first: float | None = None
         previous: float | None = None
-        for label, metric in stages:
-            count = float(self.value("funnel_15m", metric, start))
+        for label, metric in FUNNEL_STAGES:
+            count = float(self.value(FUNNEL_TABLE, metric, start))
             first = count if first is None else first
             out.append(
                 {
