@@ -24,6 +24,7 @@ def test_every_scenario_ends_with_nothing_lost_and_nothing_stale(stack: Settings
         cwd=PROJECT_ROOT,
     )
     assert result.returncode in (0, 1), result.stderr[-3000:]
+    assert result.stdout.strip(), result.stderr[-3000:]  # it stopped short of its table
     outcomes = {o["scenario"]: o for o in json.loads(result.stdout)}
     assert set(outcomes) == {s.name for s in SCENARIOS}
     failed = {name: o for name, o in outcomes.items() if not o["ok"]}
