@@ -593,7 +593,9 @@ _UNKNOWN_BEFORE_START = {"category_revenue"}
 
 def _dashboards(run: Run, settle_s: float) -> dict[str, Any] | None:
     """The dashboards of the run's worker against the source, for windows that began after
-    it started; None while it has published nothing."""
+    it started; None while that cannot be told yet."""
+    from confluent_kafka import KafkaException
+
     from streams.dashboards import logic
     from streams.dashboards.reconcile import reconcile_dashboards
 
@@ -602,7 +604,8 @@ def _dashboards(run: Run, settle_s: float) -> dict[str, Any] | None:
         return reconcile_dashboards(
             run.settings, run.updates_topic, since=run.started, settle_s=settle_s, metrics=metrics
         )
-    except LookupError:
+    except (LookupError, KafkaException):
+        # Nothing published yet, or Kafka still electing leaders after a restart: look again.
         return None
 
 
