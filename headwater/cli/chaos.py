@@ -451,10 +451,8 @@ def drop_slot(run: Run) -> Heal:
     from connectors.client import ConnectClient, last_error, lost_its_place
     from connectors.resnapshot import resnapshot
 
-    with ConnectClient(run.settings.connect.url) as connect:
-        configs = {name: connect.config(name) or {} for name in _sources(run)}
-    for config in configs.values():
-        slot, dsn = config["slot.name"], run.settings.postgres.dsn(config["database.dbname"])
+    configs = _slots(run)
+    for slot, dsn in configs.values():
         with psycopg.connect(dsn, autocommit=True) as conn:
             deadline = time.monotonic() + 10
             while True:
