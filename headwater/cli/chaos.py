@@ -49,7 +49,7 @@ class Outcome:
     # Other promises the scenario checks that did not hold (say, readiness during the fault).
     broken: list[str] = field(default_factory=list)
     # Dashboard cells found equal to the source at the end (windows since the worker started).
-    dashboard_cells: int | None = None  # None: not compared in this scenario
+    dashboard_cells: int = 0
     # From the end of the heal and of the load to indexes equal to the source.
     recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -96,8 +96,6 @@ class Run:
     updates_topic: str = ""  # where the run's worker publishes its dashboards
     started: float = 0.0  # when it was ready (epoch seconds): its dashboards begin there
     dashboards: dict[str, Any] | None = None  # the last reconcile of its dashboards
-    # Set by a fault after which the dashboards cannot equal the source (see drop_slot).
-    without_dashboards: bool = False
     notes: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
 
@@ -487,11 +485,6 @@ def drop_slot(run: Run) -> Heal:
 
         main = [i for i in declared(run.settings).values() if i.binding.connector in configs]
         _rebuild(run, [*run.indexes().values(), *main])
-        # The new snapshot re-reads every row: insert-only facts (interactions) whose event
-        # time is within the allowed lateness are counted again. The dashboards are compared
-        # again from windows that begin after the heal.
-        run.without_dashboards, run.started = True, time.time()
-        run.notes.append("dashboards not compared: the new snapshot counts recent facts again")
 
     return heal
 
@@ -572,8 +565,6 @@ def _reconcile(run: Run, settle_s: float, published: bool = True) -> tuple[bool,
         counts["lost"] += kinds.count("missing")
         counts["stale"] += kinds.count("stale")
         counts["extra"] += kinds.count("extra")
-    if run.without_dashboards:
-        return clean, counts
     dashboards = run.dashboards = _dashboards(run, settle_s)
     if dashboards is None:
         return clean and not published, counts
@@ -631,7 +622,7 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
         hold_s = scenario.full_hold_s
     operations = int(rate * (lead_s + hold_s + 2))
     outcome = Outcome(scenario.name, scenario.fault, operations, rate)
-    run.notes, run.broken, run.without_dashboards = [], [], False
+    run.notes, run.broken = [], []
     if _converged(run, within_s=120, published=False)[0] is None:
         raise RuntimeError("the indexes did not equal the source before the fault")
     before = run.worker.counters()
@@ -666,9 +657,8 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
     if outcome.dead_letters < expected:
         outcome.unhandled = expected - outcome.dead_letters
         outcome.notes.append(f"{outcome.unhandled} of {expected} bad records not dead-lettered")
-    if not run.without_dashboards:
-        outcome.dashboard_cells = (run.dashboards or {}).get("equal", 0)
-        run.notes.append(f"dashboards: {outcome.dashboard_cells} cells equal to the source")
+    outcome.dashboard_cells = (run.dashboards or {}).get("equal", 0)
+    run.notes.append(f"dashboards: {outcome.dashboard_cells} cells equal to the source")
     outcome.notes.extend(run.notes)
     outcome.broken = run.broken
     outcome.notes.extend(f"broken: {promise}" for promise in run.broken)
@@ -741,8 +731,7 @@ def chaos(
                 f"  {'ok' if outcome.ok else 'FAILED'}: lost {outcome.lost}, stale "
                 f"{outcome.stale}, extra {outcome.extra}, recovered in {outcome.recovery_s} s"
             )
-    compared = [o for o in outcomes if o.dashboard_cells is not None]
-    if compared and not any(o.dashboard_cells for o in compared):
+    if outcomes and not any(o.dashboard_cells for o in outcomes):
         # A reconcile that never compared a cell proves nothing about the dashboards.
         outcomes[-1].broken.append("the dashboards had nothing to compare with the source")
     result = [{**asdict(o), "ok": o.ok} for o in outcomes]

@@ -1,8 +1,9 @@
 """The change-event envelope: one Debezium record (flattened by ExtractNewRecordState) as a model.
 
 The source connector adds `__op`, `__lsn`, `__source_ts_ms`, `__table` and `__deleted` to every
-row; this module turns raw Kafka key/value bytes into a `ChangeEvent` or says exactly what is
-wrong with them. It does no I/O.
+row, and `__sequence` where it is asked to (Debezium's `source.sequence`); this module turns
+raw Kafka key/value bytes into a `ChangeEvent` or says exactly what is wrong with them.
+It does no I/O.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 Op = Literal["c", "u", "d", "r"]
-_META = ("__op", "__lsn", "__source_ts_ms", "__table", "__deleted")
+_META = ("__op", "__lsn", "__source_ts_ms", "__table", "__deleted", "__sequence")
 
 
 class MalformedEvent(ValueError):
@@ -34,10 +35,20 @@ class ChangeEvent(BaseModel):
     deleted: bool
     key: dict[str, Any]
     row: dict[str, Any]
+    # The LSN of the last commit the connector had streamed before this change (the first half
+    # of Debezium's `sequence`), 0 when the connector does not add it. With `lsn` it orders
+    # the changes a connector streams: a change delivered again after a Connect crash has a
+    # position at or below one already seen. Snapshot reads (`r`) have none.
+    last_commit_lsn: int = 0
 
     @property
     def version(self) -> int:
         return self.lsn
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the connector streamed this change: (last commit LSN, LSN)."""
+        return self.last_commit_lsn, self.lsn
 
 
 def _as_bool(value: Any) -> bool:
@@ -58,6 +69,17 @@ def _load_object(raw: bytes | str, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedEvent(f"{what} must be a JSON object, got {type(data).__name__}")
     return data
+
+
+def _last_commit_lsn(sequence: Any) -> int:
+    """The first half of Debezium's `sequence` (a JSON array of two LSN strings, as text)."""
+    if sequence is None:
+        return 0
+    try:
+        pair = orjson.loads(sequence) if isinstance(sequence, str) else sequence
+        return int(pair[0] or 0)
+    except (orjson.JSONDecodeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        raise MalformedEvent(f"__sequence must be a pair of LSNs, got {sequence!r}") from exc
 
 
 def decode_change(key: bytes | str | None, value: bytes | str | None) -> ChangeEvent | None:
@@ -82,6 +104,7 @@ def decode_change(key: bytes | str | None, value: bytes | str | None) -> ChangeE
             deleted=deleted,
             key=key_obj,
             row=row,
+            last_commit_lsn=_last_commit_lsn(payload.get("__sequence")),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

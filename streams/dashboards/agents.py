@@ -109,7 +109,106 @@ class OrderStates:
         self.dirty.clear()
 
 
-Handler = Callable[[ChangeEvent, Progress, OrderStates], Handled]
+class SeenFacts:
+    """The insert-only facts one partition has counted within the allowed lateness, so that a
+    copy of one (`Progress.may_repeat`: sent again by Debezium after a crash, re-read by a new
+    snapshot) counts nothing.
+
+    Each batch that counts facts writes one entry, key `<partition>/<n>`, value `{"until_ms":
+    the latest event time in it, "ids": [...]}`, numbered from `Progress.seen_next`; entries
+    whose facts are all late now (until_ms before the horizon) are deleted from the oldest,
+    `Progress.seen_first`. The live path only writes: the entries are read when a change may
+    be a copy, and kept per process (`SeenCache`) while the partition's progress moves on
+    from where they were read. A batch folded again after a crash rewrites its entry under the
+    same number, as progress was not written."""
+
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        partition: int,
+        progress: Progress,
+        cache: SeenCache,
+    ) -> None:
+        self.table = table
+        self.partition = partition
+        self.progress = progress
+        self.cache = cache
+        self.added: dict[str, int] = {}  # counted in this batch: id -> event time
+        self.loaded: dict[int, frozenset[str]] | None = None
+
+    def _key(self, n: int) -> str:
+        return f"{self.partition}/{n}"
+
+    def counted(self, fact: str) -> bool:
+        if fact in self.added:
+            return True
+        if self.loaded is None:
+            self.loaded = self.cache.entries(self.partition, self.progress.offset)
+            for n in range(self.progress.seen_first, self.progress.seen_next):
+                if n not in self.loaded:
+                    entry = self.table.get(self._key(n))
+                    self.loaded[n] = frozenset(entry["ids"] if entry else ())
+        return any(fact in ids for ids in self.loaded.values())
+
+    def add(self, fact: str, at_ms: int) -> None:
+        self.added[fact] = at_ms
+
+    def write(self, horizon_ms: int, offset: int) -> None:
+        """Write this batch's entry and delete the ones wholly before `horizon_ms`; `offset` is
+        where the partition's progress now stands."""
+        progress = self.progress
+        if self.added:
+            n = progress.seen_next
+            self.table[self._key(n)] = {
+                "until_ms": max(self.added.values()),
+                "ids": list(self.added),
+            }
+            progress.seen_next = n + 1
+            if self.loaded is not None:
+                self.loaded[n] = frozenset(self.added)
+        while progress.seen_first < progress.seen_next:
+            key = self._key(progress.seen_first)
+            entry = self.table.get(key)
+            if entry is not None and entry["until_ms"] >= horizon_ms:
+                break
+            if entry is not None:
+                del self.table[key]
+            if self.loaded is not None:
+                self.loaded.pop(progress.seen_first, None)
+            progress.seen_first += 1
+        self.cache.keep(self.partition, offset, self.loaded)
+
+
+class SeenCache:
+    """The seen-fact entries a process read, per partition, while a run of batches looks them
+    up; valid while the partition's progress offset is the one they were kept at (another
+    worker may have moved it since)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[int, dict[int, frozenset[str]]]] = {}
+
+    def entries(self, partition: int, offset: int) -> dict[int, frozenset[str]]:
+        kept = self._kept.pop(partition, None)
+        return kept[1] if kept is not None and kept[0] == offset else {}
+
+    def keep(self, partition: int, offset: int, loaded: dict[int, frozenset[str]] | None) -> None:
+        """Keep what a batch read and updated; a batch that read nothing ends the keeping
+        (copies come in runs: a resent stretch, a snapshot), which frees the memory."""
+        if loaded is None:
+            self._kept.pop(partition, None)
+        else:
+            self._kept[partition] = (offset, loaded)
+
+
+@dataclass
+class PartitionBatch:
+    """What the handlers of one partition's batch read and write besides the windows."""
+
+    orders: OrderStates
+    facts: SeenFacts
+
+
+Handler = Callable[[ChangeEvent, Progress, PartitionBatch], Handled]
 
 
 @dataclass
@@ -185,6 +284,7 @@ def register(
         """The batch agent of one stream: each partition's batch in turn (`take_batch`); and
         its redrive handler."""
         consumer = consumer_id(name)
+        seen = SeenCache()
 
         async def take_batches(batches: Sequence[Batch]) -> None:
             for batch in batches:
@@ -228,7 +328,10 @@ def register(
 
             with writing_as(last):
                 progress = Progress.from_json(tables.progress.get(progress_key))
-                orders = OrderStates(tables.order_state, partition)
+                state = PartitionBatch(
+                    OrderStates(tables.order_state, partition),
+                    SeenFacts(tables.seen_facts, partition, progress, seen),
+                )
                 deltas: list[Delta] = []
                 for record in records:
                     if live and record.offset <= progress.offset:
@@ -241,7 +344,7 @@ def register(
                     if change is None:  # tombstone: compaction's business, not ours
                         continue
                     try:
-                        new, at_ms, dropped = handle(change, progress, orders)
+                        new, at_ms, dropped = handle(change, progress, state)
                     except (MalformedEvent, KeyError, TypeError, ValueError) as exc:
                         # A row of the wrong shape.
                         error = exc if isinstance(exc, MalformedEvent) else MalformedEvent(
@@ -252,17 +355,19 @@ def register(
                     deltas.extend(new)
                 if live:
                     progress.offset = records[-1].offset
-                orders.write()
+                state.orders.write()
+                state.facts.write(progress.horizon_ms(lateness_ms), progress.offset)
                 outgoing = publish_windows(logic.fold(deltas), partition)
                 tables.progress[progress_key] = progress.to_json()
-            summary = ProgressUpdate(stream=name, partition=partition, **progress.to_json())
+            summary = ProgressUpdate(stream=name, partition=partition, **progress.published())
             outgoing.append(encode(summary))
             return outgoing, failed
 
         redriven(name, redrive_records)
         return take_batches
 
-    def handle_order(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
+    def handle_order(change: ChangeEvent, progress: Progress, state: PartitionBatch) -> Handled:
+        orders = state.orders
         if change.table != "orders":
             raise MalformedEvent(f"expected an orders change, got {change.table!r}")
         order_id = logic.order_id_of(change)
@@ -271,7 +376,8 @@ def register(
             orders.put(order_id, out.state)
         return out.deltas, out.at_ms, out.dropped
 
-    def handle_line(change: ChangeEvent, progress: Progress, orders: OrderStates) -> Handled:
+    def handle_line(change: ChangeEvent, progress: Progress, state: PartitionBatch) -> Handled:
+        orders = state.orders
         order_id = logic.order_id_of_line(change)
         category = category_of(tables.categories.get(str(change.row.get("product_id"))))[0]
         category = category or "uncategorised"
@@ -280,12 +386,18 @@ def register(
             orders.put(order_id, out.state)
         return out.deltas, out.at_ms, out.dropped
 
-    def handle_interaction(change: ChangeEvent, progress: Progress, _: OrderStates) -> Handled:
+    def handle_interaction(
+        change: ChangeEvent, progress: Progress, state: PartitionBatch
+    ) -> Handled:
         if change.deleted or change.op not in ("c", "r"):
             return [], None, 0  # interactions are insert-only facts; nothing to correct
         at_ms, deltas = logic.interaction_deltas(change.row)
         if progress.is_late(at_ms, lateness_ms):
             return [], at_ms, 1
+        fact = logic.fact_id(change.key)
+        if progress.may_repeat(change) and state.facts.counted(fact):
+            return [], at_ms, 0  # a copy: resent after a Connect crash, or a new snapshot's
+        state.facts.add(fact, at_ms)
         return deltas, at_ms, 0
 
     app.batch_agent(topics.orders, LANE)(take("orders", handle_order))

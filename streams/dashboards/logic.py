@@ -13,8 +13,13 @@ How a change becomes numbers:
   the partition's watermark (the latest event time seen) minus the allowed lateness is counted
   as dropped and never contributes; corrections to facts already counted always apply while
   their window is retained.
-- interactions are insert-only facts: each one counts once. Kafka may deliver a record again
-  after a crash; the agents skip records at or below the offset their `Progress` has taken.
+- interactions are insert-only facts: each one counts once. A fact can reach a worker more
+  than once: Kafka delivers a record again after a worker crash (skipped: it is at or below
+  the offset `Progress` has taken), Debezium sends changes again after a Connect crash (new
+  offsets, a streaming position at or below one seen), and a new snapshot re-reads every row
+  (`r`). The ids of the facts counted within the allowed lateness are kept (`SeenFacts` in
+  the agents), and a change that may be such a copy (`Progress.may_repeat`) is looked up there.
+  Older facts are dropped as late anyway.
 """
 
 from __future__ import annotations
@@ -152,7 +157,9 @@ class Progress:
 
     Kept in a table next to the aggregates. A record at or below `offset` is already in them:
     Kafka delivers it again after a restart (its offset was not committed yet), and it is
-    skipped instead of being counted twice."""
+    skipped instead of being counted twice. `last_commit_lsn` and `last_lsn` are the streaming
+    position of the last change taken (`ChangeEvent.position`); `seen_first` and `seen_next`
+    number the live entries of the partition's seen facts (`SeenFacts`)."""
 
     watermark_ms: int = 0
     events: int = 0
@@ -160,9 +167,29 @@ class Progress:
     last_source_ts_ms: int = 0
     max_lsn: int = 0
     offset: int = -1
+    last_commit_lsn: int = 0
+    last_lsn: int = 0
+    seen_first: int = 0
+    seen_next: int = 0
 
     def is_late(self, at_ms: int, lateness_ms: int) -> bool:
         return self.watermark_ms > 0 and at_ms < self.watermark_ms - lateness_ms
+
+    def horizon_ms(self, lateness_ms: int) -> int:
+        """Event times before this are late: no fact older than it is counted any more."""
+        return self.watermark_ms - lateness_ms if self.watermark_ms > 0 else 0
+
+    def may_repeat(self, event: ChangeEvent) -> bool:
+        """Whether `event` may be a copy of a change taken before: a snapshot read, or a change
+        streamed at or below the position taken (Debezium sends changes again after a crash).
+        Without streaming positions (a connector not adding `sequence`), any change whose LSN
+        is not above the highest taken may be one: concurrent transactions commit out of LSN
+        order, so that costs more lookups but misses no copy."""
+        if event.op == "r":
+            return True
+        if event.last_commit_lsn:
+            return event.position <= (self.last_commit_lsn, self.last_lsn)
+        return event.lsn <= self.max_lsn
 
     def note(self, event: ChangeEvent, at_ms: int | None, dropped: int) -> None:
         """Count `event` in place (one batch folds thousands; no new object per event)."""
@@ -174,8 +201,11 @@ class Progress:
             self.last_source_ts_ms = event.source_ts_ms
         if event.lsn > self.max_lsn:
             self.max_lsn = event.lsn
+        if event.last_commit_lsn and event.position > (self.last_commit_lsn, self.last_lsn):
+            self.last_commit_lsn, self.last_lsn = event.position
 
-    def to_json(self) -> dict[str, int]:
+    def published(self) -> dict[str, int]:
+        """What the progress updates carry (`ProgressUpdate`)."""
         return {
             "watermark_ms": self.watermark_ms,
             "events": self.events,
@@ -183,6 +213,15 @@ class Progress:
             "last_source_ts_ms": self.last_source_ts_ms,
             "max_lsn": self.max_lsn,
             "offset": self.offset,
+        }
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            **self.published(),
+            "last_commit_lsn": self.last_commit_lsn,
+            "last_lsn": self.last_lsn,
+            "seen_first": self.seen_first,
+            "seen_next": self.seen_next,
         }
 
     @classmethod
@@ -373,6 +412,13 @@ def order_id_of_line(event: ChangeEvent) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Interactions: insert-only facts.
+
+
+def fact_id(key: dict[str, Any]) -> str:
+    """A fact's identity, from its primary key (one or more columns)."""
+    if len(key) == 1:
+        return str(next(iter(key.values())))
+    return "|".join(str(value) for value in key.values())
 
 
 def interaction_deltas(row: dict[str, Any]) -> tuple[int, list[Delta]]:

@@ -25,7 +25,9 @@ def change(
     op: str = "c",
     deleted: bool = False,
     source_ts_ms: int | None = None,
+    last_commit_lsn: int | None = None,
 ) -> Record:
+    """A flattened change; `last_commit_lsn` adds Debezium's `sequence` (streamed changes)."""
     value = dict(row)
     value.update(
         __op=op,
@@ -34,6 +36,8 @@ def change(
         __table=table,
         __deleted="true" if deleted else "false",
     )
+    if last_commit_lsn is not None:
+        value["__sequence"] = json.dumps([str(last_commit_lsn), str(lsn)])
     return _dump({"id": row["id"]}), _dump(value)
 
 
@@ -93,6 +97,8 @@ def interaction(
     kind: str = "page_view",
     customer_id: int = 1,
     product_id: int | None = 1,
+    op: str = "c",
+    last_commit_lsn: int | None = None,
 ) -> Record:
     row = {
         "id": interaction_id,
@@ -102,7 +108,7 @@ def interaction(
         "query": None,
         "occurred_at": iso(at),
     }
-    return change("interactions", row, lsn=lsn)
+    return change("interactions", row, lsn=lsn, op=op, last_commit_lsn=last_commit_lsn)
 
 
 def product(product_id: int, *, lsn: int, name: str, category: str, at: datetime) -> Record:

@@ -43,6 +43,7 @@ class Tables:
     order_state: TableT
     progress: TableT
     categories: TableT
+    seen_facts: TableT
 
 
 def declare_topics(app: faust.App, kafka: KafkaSettings, ds: DashboardSettings) -> Topics:
@@ -98,6 +99,13 @@ def declare_tables(app: faust.App, ds: DashboardSettings) -> Tables:
             default=None,
             partitions=ds.source_partitions,
             help="Event-time watermark and counts per agent and partition",
+        ),
+        seen_facts=app.Table(
+            "dashboards-seen-facts",
+            default=None,
+            partitions=ds.source_partitions,
+            help="Ids of the insert-only facts counted within the allowed lateness, one entry "
+            "per batch (agents.SeenFacts)",
         ),
         categories=app.GlobalTable(
             "dashboards-product-category",

@@ -34,6 +34,17 @@ def test_decodes_a_flattened_debezium_record() -> None:
     assert order.created_at.tzinfo is not None
 
 
+def test_the_streaming_position_comes_from_debeziums_sequence() -> None:
+    event = decode_change(b'{"id": 7}', _value(__sequence='["123400","123456"]'))
+    assert event is not None and event.position == (123400, 123456)
+    assert "__sequence" not in event.row
+    # A snapshot read has no last commit; a connector without `sequence` gives none either.
+    snapshot = decode_change(b'{"id": 7}', _value(__op="r", __sequence='[null,"123456"]'))
+    assert snapshot is not None and snapshot.last_commit_lsn == 0
+    plain = decode_change(b'{"id": 7}', _value())
+    assert plain is not None and plain.last_commit_lsn == 0
+
+
 def test_delete_is_marked_deleted_whether_string_or_bool() -> None:
     for flag in ("true", True):
         event = decode_change(b'{"id": 7}', _value(__op="d", __deleted=flag))
@@ -55,6 +66,7 @@ def test_tombstone_is_none() -> None:
         (b'{"id": 1}', _value(__lsn="soon"), "envelope field lsn"),
         (b'{"id": 1}', _value(__deleted="maybe"), "__deleted must be true or false"),
         (b"\xff", _value(), "key is not JSON"),
+        (b'{"id": 1}', _value(__sequence="[soon]"), "__sequence must be a pair of LSNs"),
     ],
 )
 def test_malformed_records_say_what_is_wrong(key, value, message) -> None:
