@@ -14,7 +14,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 Op = Literal["c", "u", "d", "r"]
-_META = ("__op", "__lsn", "__source_ts_ms", "__table", "__deleted", "__sequence")
+# The prefix ExtractNewRecordState gives the fields it adds: every such field is the envelope's,
+# not the row's, whichever fields a connector asks for (`source.db`, `ts_ms`, ...).
+_META_PREFIX = "__"
 
 
 class MalformedEvent(ValueError):
@@ -93,7 +95,7 @@ def decode_change(key: bytes | str | None, value: bytes | str | None) -> ChangeE
     missing = [f for f in ("__op", "__lsn", "__table") if f not in payload]
     if missing:
         raise MalformedEvent(f"value lacks the envelope fields {', '.join(missing)}")
-    row = {k: v for k, v in payload.items() if k not in _META}
+    row = {k: v for k, v in payload.items() if not k.startswith(_META_PREFIX)}
     deleted = _as_bool(payload.get("__deleted")) or payload["__op"] == "d"
     try:
         return ChangeEvent(

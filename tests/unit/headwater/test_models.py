@@ -38,6 +38,9 @@ def test_the_streaming_position_comes_from_debeziums_sequence() -> None:
     event = decode_change(b'{"id": 7}', _value(__sequence='["123400","123456"]'))
     assert event is not None and event.position == (123400, 123456)
     assert "__sequence" not in event.row
+    # Whatever else a connector adds stays out of the row too.
+    more = decode_change(b'{"id": 7}', _value(__db="shop", __ts_ms=1))
+    assert more is not None and not any(k.startswith("__") for k in more.row)
     # A snapshot read has no last commit; a connector without `sequence` gives none either.
     snapshot = decode_change(b'{"id": 7}', _value(__op="r", __sequence='[null,"123456"]'))
     assert snapshot is not None and snapshot.last_commit_lsn == 0
