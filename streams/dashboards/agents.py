@@ -143,8 +143,10 @@ class SeenFacts:
         if fact in self.added:
             return True
         if self.loaded is None:
-            self.loaded = self.cache.entries(self.partition, self.progress.offset)
-            for n in range(self.progress.seen_first, self.progress.seen_next):
+            first, after = self.progress.seen_first, self.progress.seen_next
+            kept = self.cache.entries(self.partition, self.progress.offset)
+            self.loaded = {n: ids for n, ids in kept.items() if first <= n < after}
+            for n in range(first, after):
                 if n not in self.loaded:
                     entry = self.table.get(self._key(n))
                     self.loaded[n] = frozenset(entry["ids"] if entry else ())
