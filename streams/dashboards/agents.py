@@ -109,18 +109,25 @@ class OrderStates:
         self.dirty.clear()
 
 
+# Ids per seen-facts entry: an entry is one changelog message, which must stay well under
+# Kafka's 1 MB message limit even for long keys (a fetch of small records can hold 20,000).
+SEEN_PER_ENTRY = 5_000
+
+
 class SeenFacts:
     """The insert-only facts one partition has counted within the allowed lateness, so that a
     copy of one (`Progress.may_repeat`: sent again by Debezium after a crash, re-read by a new
     snapshot) counts nothing.
 
-    Each batch that counts facts writes one entry, key `<partition>/<n>`, value `{"until_ms":
-    the latest event time in it, "ids": [...]}`, numbered from `Progress.seen_next`; entries
-    whose facts are all late now (until_ms before the horizon) are deleted from the oldest,
-    `Progress.seen_first`. The live path only writes: the entries are read when a change may
-    be a copy, and kept per process (`SeenCache`) while the partition's progress moves on
-    from where they were read. A batch folded again after a crash rewrites its entry under the
-    same number, as progress was not written."""
+    Each batch that counts facts writes one entry (one per `SEEN_PER_ENTRY` ids), key
+    `<partition>/<n>`, value `{"until_ms": the latest event time in it, "ids": [...]}`,
+    numbered from `Progress.seen_next`; entries whose facts are all late now (until_ms before
+    the horizon) are deleted from the oldest, `Progress.seen_first`. The live path only
+    writes: the entries are read when a change may be a copy, and kept per process
+    (`SeenCache`) while the partition's progress moves on from where they were read. A batch
+    folded again after a crash rewrites its entries under the same numbers, as progress was
+    not written. Memory: the ids of the allowed lateness (120 s) of a partition's facts, in
+    the worker's store; read into the process only while copies come."""
 
     def __init__(
         self,
@@ -159,15 +166,15 @@ class SeenFacts:
         """Write this batch's entry and delete the ones wholly before `horizon_ms`; `offset` is
         where the partition's progress now stands."""
         progress = self.progress
-        if self.added:
+        added = list(self.added.items())
+        for start in range(0, len(added), SEEN_PER_ENTRY):
+            chunk = added[start : start + SEEN_PER_ENTRY]
             n = progress.seen_next
-            self.table[self._key(n)] = {
-                "until_ms": max(self.added.values()),
-                "ids": list(self.added),
-            }
+            ids = [fact for fact, _ in chunk]
+            self.table[self._key(n)] = {"until_ms": max(at for _, at in chunk), "ids": ids}
             progress.seen_next = n + 1
             if self.loaded is not None:
-                self.loaded[n] = frozenset(self.added)
+                self.loaded[n] = frozenset(ids)
         while progress.seen_first < progress.seen_next:
             key = self._key(progress.seen_first)
             entry = self.table.get(key)

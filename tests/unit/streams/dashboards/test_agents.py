@@ -1,4 +1,10 @@
-from streams.dashboards.agents import ORDERS_PER_BUCKET, OrderStates, SeenCache, SeenFacts
+from streams.dashboards.agents import (
+    ORDERS_PER_BUCKET,
+    SEEN_PER_ENTRY,
+    OrderStates,
+    SeenCache,
+    SeenFacts,
+)
 from streams.dashboards.logic import OrderFact, OrderState, Progress
 
 
@@ -111,3 +117,17 @@ def test_seen_cache_is_used_only_while_the_partition_is_where_it_was_kept() -> N
     seen.add("9", 1003)
     seen.write(0, other.offset + 1)
     assert cache.entries(0, other.offset + 1) == {}
+
+
+def test_a_large_batch_writes_its_seen_facts_in_entries_of_bounded_size() -> None:
+    table: dict = {}
+    progress = Progress()
+    facts = [(str(i), 1000 + i) for i in range(SEEN_PER_ENTRY * 2 + 1)]
+    assert len(_fold(table, SeenCache(), progress, facts, lateness=10**6)) == len(facts)
+    assert sorted(len(entry["ids"]) for entry in table.values()) == [
+        1,
+        SEEN_PER_ENTRY,
+        SEEN_PER_ENTRY,
+    ]
+    assert (progress.seen_first, progress.seen_next) == (0, 3)
+    assert _fold(table, SeenCache(), progress, facts[-2:], lateness=10**6) == []
