@@ -224,6 +224,40 @@ def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Workers:
     return _Workers([port], [proc.pid], proc, log)
 
 
+def _wait_caught_up(
+    streams: StreamsSettings, workers: _Workers, progress: Progress, timeout_s: float = 900.0
+) -> float:
+    """Wait until every worker has worked off what was waiting in its topics (its readiness
+    says its lag is "ok" twice in a row): a worker still reading a backlog would make every
+    figure of the run a figure of that backlog. Seconds waited."""
+    start = last_said = time.monotonic()
+    in_a_row = 0
+    while in_a_row < 2:
+        lags = []
+        for port in workers.ports:
+            try:
+                body = httpx.get(f"http://{streams.web_host}:{port}/ready/", timeout=2).json()
+                lags.append(body["lag"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                lags.append({"state": "unknown", "behind": 0, "lag_ms": 0.0})
+        in_a_row = in_a_row + 1 if all(lag["state"] == "ok" for lag in lags) else 0
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise RuntimeError(
+                f"the stream workers did not catch up with their topics in {timeout_s:g} s"
+            )
+        if in_a_row == 0 and time.monotonic() - last_said >= 5:
+            behind = sum(int(lag["behind"]) for lag in lags)
+            oldest = max(float(lag["lag_ms"]) for lag in lags) / 1000
+            progress(
+                f"waiting for the stream workers to catch up: {behind:,} records behind, "
+                f"oldest {oldest:.0f} s ({waited:.0f} s so far)"
+            )
+            last_said = time.monotonic()
+        time.sleep(1)
+    return round(time.monotonic() - start, 1)
+
+
 class _Statements:
     """The writer's SQL, each change one statement taking its number from the bench sequence."""
 
@@ -721,6 +755,7 @@ def run_freshness(
         if worker.started_here
         else f"stream workers: reusing the {len(worker.pids)} running"
     )
+    caught_up_s = _wait_caught_up(streams, worker, progress)
     bench = _Bench(settings, load, es, products, progress)
     result: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(),
@@ -733,6 +768,8 @@ def run_freshness(
         "index_documents": _index_documents(es, products),
         "worker": "started" if worker.started_here else "reused",
         "workers": len(worker.pids),
+        # How long the workers took to work off a backlog before the run began.
+        "caught_up_s": caught_up_s,
     }
     steps: list[dict[str, Any]] = []
     meter = CpuMeter(_processes(settings, worker))
