@@ -48,7 +48,9 @@ def add_dashboards(app: FastAPI, kafka: KafkaSettings, ds: DashboardSettings) ->
     app.include_router(dashboards.page())
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, dashboard_settings: DashboardSettings | None = None
+) -> FastAPI:
     settings = settings or Settings.load()
     app = base_app()
     app.state.api = ApiSettings()
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.es = client(settings.elasticsearch, timeout_s=10)
     app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)
     app.include_router(health.router)
-    add_dashboards(app, settings.kafka, DashboardSettings())
+    add_dashboards(app, settings.kafka, dashboard_settings or DashboardSettings())
     return app
 
 
