@@ -1,50 +1,73 @@
-"""The HTTP service: search and health (and the dashboards), with its OpenAPI document.
+"""The HTTP service: search and the dashboards under `/api/v1`, health probes under `/health`,
+the dashboards page under `/ui`, with its OpenAPI document (`/openapi.json`, `/docs`).
 
 uvicorn api.app:create_app --factory --host 127.0.0.1 --port 8000
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from typing import Any
 
-from api import dashboards, health, search
+from fastapi import FastAPI
+
+from api import dashboards, envelope, errors, health, request_id, search
 from api.settings import ApiSettings
 from connectors.sources import resolve
-from headwater.settings import Settings
+from headwater.settings import KafkaSettings, Settings
 from indexers.catalog import client
 from indexers.declared import declared_indexes
+from streams.dashboards.settings import DashboardSettings
 from streams.settings import StreamsSettings
 
-
-async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
-    """A parameter that fails validation is the client's mistake: 400, naming the parameter."""
-    assert isinstance(exc, RequestValidationError)
-    messages = [
-        f"{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}: {err['msg']}"
-        for err in exc.errors()
-    ]
-    return JSONResponse({"detail": "; ".join(messages)}, status_code=400)
+# The document's version; the URL carries only its major part (`envelope.VERSION`).
+API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.load()
-    kafka = settings.kafka
-    es_settings = settings.elasticsearch
+def base_app(title: str = "Headwater") -> FastAPI:
+    """An app with the API's conventions and no routes: request ids, errors, the document."""
     app = FastAPI(
-        title="Headwater",
-        description="Search over the shop, kept fresh from its change stream.",
-        version="0.1.0",
+        title=title,
+        description="Search over the shop, kept fresh from its change stream, and its live "
+        "dashboards. Successes are `{data, meta, links}`; failures `{errors: [...]}`.",
+        version=API_VERSION,
     )
+    app.add_middleware(request_id.RequestIdMiddleware)
+    errors.install(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = request_id.document(errors.document(FastAPI.openapi(app)))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def add_dashboards(app: FastAPI, kafka: KafkaSettings, ds: DashboardSettings) -> None:
+    app.include_router(dashboards.router(kafka, ds), prefix=envelope.PREFIX)
+    app.include_router(dashboards.page())
+
+
+def create_app(
+    settings: Settings | None = None, dashboard_settings: DashboardSettings | None = None
+) -> FastAPI:
+    settings = settings or Settings.load()
+    app = base_app()
     app.state.api = ApiSettings()
     app.state.streams = StreamsSettings()
     pipelines, bindings = resolve(settings)
-    app.state.indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
-    app.state.kafka = kafka
-    app.state.es = client(es_settings, timeout_s=10)
-    app.add_exception_handler(RequestValidationError, _bad_request)
-    app.include_router(search.router)
+    indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
+    app.state.indexes = indexes
+    app.state.kafka = settings.kafka
+    app.state.es = client(settings.elasticsearch, timeout_s=10)
+    app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)
     app.include_router(health.router)
-    app.include_router(dashboards.router(kafka))
+    add_dashboards(app, settings.kafka, dashboard_settings or DashboardSettings())
+    return app
+
+
+def dashboards_app(kafka: KafkaSettings, ds: DashboardSettings) -> FastAPI:
+    """The dashboards alone (routes and page), as the tests and the benchmark serve them."""
+    app = base_app("Headwater dashboards")
+    add_dashboards(app, kafka, ds)
     return app

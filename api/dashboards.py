@@ -1,4 +1,5 @@
-"""Dashboards over HTTP: the list, current values and series, a live SSE stream, the web page.
+"""Dashboards over HTTP: the list, current values and series, a live SSE stream
+(`/api/v1/dashboards[/{name}[/events]]`), and the web page (`/ui/dashboards`).
 
 The API does not ask the stream workers. Each worker publishes every changed window value of
 the partitions it owns to the compacted `dashboards.updates` topic (see
@@ -13,32 +14,35 @@ connection open through proxies; `retry` makes the browser's EventSource reconne
 `reconnect_ms`, and a reconnect simply starts with the current snapshot.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
+# which name the dashboards known when the router is built, at definition time.
 
 import asyncio
 import contextlib
 import json
 import logging
+import pathlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api import envelope, errors
 from headwater.models.updates import decode
 from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
 from streams.dashboards.views import Dashboard, DashboardState, load_dashboards
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).resolve().parent / "static" / "dashboards"
+STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static" / "dashboards"
 _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 
 
@@ -158,6 +162,41 @@ class UpdatesFeed:
             await consumer.stop()
 
 
+class DashboardSummary(BaseModel):
+    name: str
+    title: str
+    description: str
+    panels: list[str]
+    links: dict[str, str]
+
+
+class DashboardSnapshot(BaseModel):
+    """A dashboard's current values: panels as `streams.dashboards.views` renders them."""
+
+    name: str
+    title: str
+    description: str
+    now_ms: int | None
+    last_event_ms: int | None
+    events: int
+    dropped_late: int
+    version: int
+    panels: list[dict[str, Any]]
+
+
+class DashboardsResponse(envelope.Envelope[list[DashboardSummary]]):
+    pass
+
+
+class DashboardResponse(envelope.Envelope[DashboardSnapshot]):
+    pass
+
+
+def _paths(name: str) -> dict[str, str]:
+    path = f"{envelope.PREFIX}/dashboards/{name}"
+    return {"self": path, "events": f"{path}/events"}
+
+
 def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRouter:
     """The dashboards routes, with a lifespan that runs the updates feed."""
     ds = ds or DashboardSettings()
@@ -172,36 +211,56 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
         finally:
             await feed.stop()
 
-    api = APIRouter(lifespan=lifespan, tags=["dashboards"])
+    api = APIRouter(prefix="/dashboards", lifespan=lifespan, tags=["dashboards"])
+    # Documented as the defined names; any other answers 404.
+    Name = Annotated[
+        str,
+        Path(description="A dashboard.", json_schema_extra={"enum": sorted(dashboards)}),
+    ]
 
     def find(name: str) -> Dashboard:
         dashboard = dashboards.get(name)
         if dashboard is None:
-            raise HTTPException(404, f"no dashboard {name!r}; see GET /dashboards")
+            detail = f"no dashboard {name!r}; known: {', '.join(sorted(dashboards))}"
+            raise errors.ApiError(errors.Problem(404, "NOT_FOUND", detail, {"parameter": "name"}))
         return dashboard
 
-    @api.get("/dashboards")
-    async def list_dashboards() -> list[dict[str, Any]]:
-        return [
+    @api.get("", response_model=DashboardsResponse, responses=errors.responses())
+    async def list_dashboards(request: Request) -> dict[str, Any]:
+        """The dashboards, each with its links: current values and live events."""
+        listed = [
             {
                 "name": d.name,
                 "title": d.title,
                 "description": d.description,
                 "panels": [p.id for p in d.panels],
-                "url": f"/dashboards/{d.name}",
-                "stream": f"/dashboards/{d.name}/stream",
+                "links": _paths(d.name),
             }
             for d in dashboards.values()
         ]
+        return envelope.ok(request, listed)
 
-    @api.get("/dashboards/{name}")
-    async def show_dashboard(name: str) -> dict[str, Any]:
+    @api.get("/{name}", response_model=DashboardResponse, responses=errors.responses(404))
+    async def show_dashboard(request: Request, name: Name) -> dict[str, Any]:
+        """A dashboard's current values and recent series."""
         dashboard = find(name)
         await feed.ready()
-        return feed.state.render(dashboard)
+        return envelope.ok(request, feed.state.render(dashboard), events=_paths(name)["events"])
 
-    @api.get("/dashboards/{name}/stream")
-    async def stream_dashboard(name: str, request: Request) -> EventSourceResponse:
+    @api.get(
+        "/{name}/events",
+        response_class=EventSourceResponse,
+        responses={
+            200: {
+                "description": "Server-Sent Events: `update` events whose data is the "
+                "dashboard (as `data` of GET /api/v1/dashboards/{name}), the first at once.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **errors.responses(404),
+        },
+    )
+    async def dashboard_events(request: Request, name: Name) -> EventSourceResponse:
+        """The dashboard live: its current values on connect and after every change."""
         dashboard = find(name)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
@@ -222,15 +281,22 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
 
         return EventSourceResponse(events(), ping=ds.heartbeat_s)
 
-    @api.get("/ui/dashboards", response_class=HTMLResponse)
-    async def page() -> FileResponse:
+    return api
+
+
+def page() -> APIRouter:
+    """The web page (not part of the API: outside its prefix and its document)."""
+    ui = APIRouter(prefix="/ui/dashboards", include_in_schema=False)
+
+    @ui.get("", response_class=HTMLResponse)
+    async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @api.get("/ui/dashboards/{asset}")
+    @ui.get("/{asset}")
     async def asset(asset: str) -> FileResponse:
         media_type = _ASSETS.get(asset)
         if media_type is None:
-            raise HTTPException(404, "no such asset")
+            raise errors.ApiError(errors.Problem(404, "NOT_FOUND", f"no asset {asset!r}"))
         return FileResponse(STATIC_DIR / asset, media_type=media_type)
 
-    return api
+    return ui

@@ -1,5 +1,7 @@
-"""Liveness and readiness: ready only when Kafka, Elasticsearch and every stream worker are;
-the readiness body carries each worker's own lag state (busy is ready, stalled is not)."""
+"""Liveness and readiness, at `/health/live` and `/health/ready` (operators' probes, outside
+the versioned API): ready only when Kafka, Elasticsearch and every stream worker are; the
+readiness body carries each worker's own lag state (busy is ready, stalled is not), and not
+ready is a 503 error document, one error per problem."""
 
 from __future__ import annotations
 
@@ -8,16 +10,40 @@ from typing import Any
 import httpx
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
+from api import envelope, errors
 from headwater.settings import KafkaSettings
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live")
-def live() -> dict[str, str]:
-    return {"status": "live"}
+class Live(BaseModel):
+    status: str
+
+
+class WorkerSeen(BaseModel):
+    url: str
+    state: str | None
+    lag: dict[str, Any] | None = None
+
+
+class Ready(BaseModel):
+    status: str
+    workers: list[WorkerSeen]
+
+
+class LiveResponse(envelope.Envelope[Live]):
+    pass
+
+
+class ReadyResponse(envelope.Envelope[Ready]):
+    pass
+
+
+@router.get("/live", response_model=LiveResponse, responses=errors.responses())
+def live(request: Request) -> dict[str, Any]:
+    return envelope.ok(request, {"status": "live"})
 
 
 def _kafka(kafka: KafkaSettings) -> str | None:
@@ -54,8 +80,8 @@ def _worker(url: str) -> tuple[str | None, dict[str, Any]]:
     return f"worker {url}: not ready ({body.get('state') or response.status_code})", seen
 
 
-@router.get("/ready")
-def ready(request: Request) -> JSONResponse:
+@router.get("/ready", response_model=ReadyResponse, responses=errors.responses(503))
+def ready(request: Request) -> dict[str, Any]:
     state = request.app.state
     streams = state.streams
     workers = [
@@ -64,9 +90,9 @@ def ready(request: Request) -> JSONResponse:
     ]
     problems = [_kafka(state.kafka), _elasticsearch(state.es), *(p for p, _ in workers)]
     failing = [p for p in problems if p]
-    body = {
-        "status": "ready" if not failing else "not ready",
-        "problems": failing,
-        "workers": [seen for _, seen in workers],
-    }
-    return JSONResponse(body, status_code=200 if not failing else 503)
+    if failing:
+        raise errors.ApiError(
+            *(errors.Problem(503, "UPSTREAM_UNAVAILABLE", p) for p in failing),
+            headers={"Retry-After": str(errors.RETRY_AFTER_S)},
+        )
+    return envelope.ok(request, {"status": "ready", "workers": [seen for _, seen in workers]})

@@ -1,17 +1,21 @@
-"""`GET /search` and `GET /suggest` on any declared index (through its alias): hits,
-highlights, the declared facets and total; prefix completions."""
+"""`GET /api/v1/indexes/{index}/search` and `.../suggestions` on any declared index (through
+its alias): hits, highlights, the declared facets and total, paged and sorted; prefix
+completions. Refusals are raised (`indexers.search.SearchError`, `UnknownIndex`) and shaped by
+`api.errors`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
+# which hold the declared indexes and the page size bound of the router being built, at
+# definition time.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from indexers.declared import UnknownIndex, pick
-from indexers.search import SearchError, search, suggest
-
-router = APIRouter(tags=["search"])
+from api import envelope, errors
+from api.settings import ApiSettings
+from indexers.declared import DeclaredIndex, pick
+from indexers.search import MAX_WINDOW, search, suggest
 
 
 class Hit(BaseModel):
@@ -26,59 +30,94 @@ class Bucket(BaseModel):
     count: int
 
 
-class SearchResponse(BaseModel):
+class SearchResult(BaseModel):
     total: int
-    page: int
-    size: int
     hits: list[Hit]
     facets: dict[str, list[Bucket]]
 
 
-@router.get("/search", response_model=SearchResponse)
-def search_endpoint(
-    request: Request,
-    q: Annotated[str, Query(max_length=500, description="Words to look for.")] = "",
-    index: Annotated[str, Query(description="A declared index, e.g. products.")] = "products",
-    filter: Annotated[
-        list[str] | None,
-        Query(description="field=value (e.g. category=books); repeat for more."),
-    ] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    size: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
-    state = request.app.state
-    try:
-        target = pick(state.indexes, index)
-        return search(
-            state.es,
+class SearchResponse(envelope.PagedEnvelope[SearchResult]):
+    pass
+
+
+class SuggestionsResponse(envelope.Envelope[list[str]]):
+    pass
+
+
+def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
+    """The search routes over `indexes`; `api` bounds the page size."""
+    routes = APIRouter(prefix="/indexes", tags=["search"])
+    # Documented as the declared names; any other answers 404 UNKNOWN_INDEX.
+    Index = Annotated[
+        str,
+        Path(description="A declared index.", json_schema_extra={"enum": sorted(indexes)}),
+    ]
+
+    @routes.get(
+        "/{index}/search",
+        response_model=SearchResponse,
+        responses=errors.responses(400, 404, 422, 503),
+    )
+    def search_index(
+        request: Request,
+        index: Index,
+        q: Annotated[str, Query(max_length=500, description="Words to look for.")] = "",
+        filter: Annotated[
+            list[str] | None,
+            Query(
+                description="field=value (e.g. category=books); repeat for more; "
+                "an empty one is no filter."
+            ),
+        ] = None,
+        page: Annotated[int, Query(ge=1, le=MAX_WINDOW)] = 1,
+        size: Annotated[
+            int | None, Query(ge=1, le=api.max_size, description="Hits per page.")
+        ] = None,
+        sort: Annotated[
+            str,
+            Query(
+                max_length=500,
+                description="field:asc|desc, comma-separated for ties (e.g. price:desc,name); "
+                "default: relevance with q, the index's key without.",
+            ),
+        ] = "",
+    ) -> dict[str, Any]:
+        """One page of the hits of `q` and the filters, with the declared facets."""
+        target = pick(indexes, index)
+        size = size or api.default_size
+        found = search(
+            request.app.state.es,
             target.alias,
             target.shaper.declaration,
             q,
             filter or [],
             page,
-            size or state.api.default_size,
-            state.api.max_size,
+            size,
+            api.max_size,
+            sort,
         )
-    except (SearchError, UnknownIndex) as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        result = {"total": found["total"], "hits": found["hits"], "facets": found["facets"]}
+        return envelope.paged(
+            request, result, page=page, size=size, total=found["total"], max_window=MAX_WINDOW
+        )
 
+    @routes.get(
+        "/{index}/suggestions",
+        response_model=SuggestionsResponse,
+        responses=errors.responses(400, 404, 422, 503),
+    )
+    def suggest_index(
+        request: Request,
+        index: Index,
+        prefix: Annotated[
+            str,
+            Query(min_length=1, max_length=100, pattern=r"\S", description="What was typed."),
+        ],
+        size: Annotated[int, Query(ge=1, le=20)] = 5,
+    ) -> dict[str, Any]:
+        """Completions of what was typed so far, from the index's suggest fields."""
+        target = pick(indexes, index)
+        found = suggest(request.app.state.es, target.alias, target.shaper.declaration, prefix, size)
+        return envelope.ok(request, found)
 
-class Suggestions(BaseModel):
-    suggestions: list[str]
-
-
-@router.get("/suggest", response_model=Suggestions)
-def suggest_endpoint(
-    request: Request,
-    prefix: Annotated[str, Query(min_length=1, max_length=100, description="What was typed.")],
-    index: Annotated[str, Query(description="A declared index, e.g. products.")] = "products",
-    size: Annotated[int, Query(ge=1, le=20)] = 5,
-) -> dict[str, Any]:
-    """Completions of what was typed so far, from the index's suggest fields."""
-    state = request.app.state
-    try:
-        target = pick(state.indexes, index)
-        found = suggest(state.es, target.alias, target.shaper.declaration, prefix, size)
-    except (SearchError, UnknownIndex) as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
-    return {"suggestions": found}
+    return routes

@@ -46,6 +46,9 @@ def search(
     ),
     size: int = typer.Option(10, "--size", "-n", min=1, max=100),
     page: int = typer.Option(1, "--page", min=1),
+    sort: str = typer.Option(
+        "", "--sort", help="field:asc|desc, comma-separated for ties; default relevance."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Search a declared index and print the top hits and its facets."""
@@ -58,7 +61,14 @@ def search(
     declaration = target.shaper.declaration
     try:
         result = run_search(
-            client(settings.elasticsearch), target.alias, declaration, query, filters, page, size
+            client(settings.elasticsearch),
+            target.alias,
+            declaration,
+            query,
+            filters,
+            page,
+            size,
+            sort=sort,
         )
     except SearchError as exc:
         fail(str(exc))

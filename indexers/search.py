@@ -2,9 +2,13 @@
 plain results, and prefix suggestions.
 
 User text only ever becomes the `query` string of a `multi_match` (analysed as words, never
-parsed as query syntax), and filters only name the declaration's filter and facet fields, so
+parsed as query syntax), and filters and sort keys only name the declaration's own fields, so
 nothing a client sends becomes raw query DSL. Queries tolerate typos (fuzziness AUTO) and
 match the last word as a prefix. Shared by `headwater search` and the HTTP API.
+
+A refused request raises a `SearchError` naming the parameter at fault; its kind says whether
+the parameter is wrong (`BadFilter`, `BadSort`, `BadPaging`) or the index cannot do what was
+asked (`NotSupported`), so the API can answer each with its own status.
 """
 
 from __future__ import annotations
@@ -23,7 +27,40 @@ MAX_WINDOW = 10_000  # Elasticsearch's default index.max_result_window
 
 
 class SearchError(ValueError):
-    """A request that cannot be run; the message says what to change."""
+    """A request that cannot be run; the message says what to change, `parameter` which
+    parameter of the request is at fault."""
+
+    parameter = ""
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        if parameter is not None:
+            self.parameter = parameter
+
+
+class BadFilter(SearchError):
+    parameter = "filter"
+
+
+class BadSort(SearchError):
+    parameter = "sort"
+
+
+class BadPaging(SearchError):
+    """A page beyond the result window, or a page size out of bounds."""
+
+    parameter = "page"
+
+
+class NotSupported(SearchError):
+    """The parameters are well formed, but this index declares nothing that could answer them."""
+
+
+# Elasticsearch types whose values sort (doc values): exact values, numbers, dates, booleans.
+_SORTABLE_TYPES = frozenset(
+    {"keyword", "long", "integer", "short", "byte", "double", "float", "scaled_float"}
+    | {"half_float", "date", "boolean"}
+)
 
 
 @dataclass(frozen=True)
@@ -45,14 +82,14 @@ def _number(kind: str) -> Callable[[str], Any]:
             return int(value) if kind == "int" else float(value)
         except ValueError:
             what = "a whole number" if kind == "int" else "a number"
-            raise SearchError(f"needs {what}; got {value!r}") from None
+            raise BadFilter(f"needs {what}; got {value!r}") from None
 
     return parse
 
 
 def _boolean(value: str) -> bool:
     if value.lower() not in ("true", "false"):
-        raise SearchError(f"needs true or false; got {value!r}")
+        raise BadFilter(f"needs true or false; got {value!r}")
     return value.lower() == "true"
 
 
@@ -92,27 +129,64 @@ def searchable(declaration: IndexDeclaration) -> Searchable:
     )
 
 
+def sortable(declaration: IndexDeclaration) -> dict[str, str]:
+    """Field -> indexed path of every field a client may sort on: the declared sort keys,
+    filters and facets (exact values) and the summary figures that are numbers or dates."""
+    fields = {
+        name: filter_path(f, name)
+        for name, f in declaration.fields.items()
+        if f.sort or f.filter or f.facet
+    }
+    for summary in declaration.summaries:
+        for name in summary.fields:
+            if summary.field_type(name).es.get("type") in _SORTABLE_TYPES:
+                fields[name] = name
+    return fields
+
+
+def parse_sort(declaration: IndexDeclaration, raw: str) -> list[dict[str, str]]:
+    """`field:asc|desc` (the direction defaults to asc), comma-separated for ties, as
+    Elasticsearch sort clauses on the indexed paths; blank means the default order."""
+    allowed = sortable(declaration)
+    clauses: list[dict[str, str]] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, _, direction = item.partition(":")
+        name, direction = name.strip(), direction.strip().lower() or "asc"
+        if direction not in ("asc", "desc"):
+            raise BadSort(f"sort direction must be asc or desc; got {direction!r} for {name!r}")
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise BadSort(f"cannot sort {declaration.name} on {name!r}; sortable: {known}")
+        clauses.append({allowed[name]: direction})
+    return clauses
+
+
 def parse_filters(declaration: IndexDeclaration, raw: Sequence[str]) -> dict[str, list[Any]]:
-    """`field=value` (or `field:value`) pairs; repeating a field means any of the values.
+    """`field=value` (or `field:value`) pairs; repeating a field means any of the values; a
+    blank item is no filter (an empty `filter=` in a query string).
 
     Keys of the result are the indexed paths to filter on.
     """
     allowed = searchable(declaration).filters
     parsed: dict[str, list[Any]] = {}
     for item in raw:
+        if not item.strip():
+            continue
         sep = "=" if "=" in item else ":"
         name, found, value = item.partition(sep)
         name, value = name.strip(), value.strip()
         if not found or not name or not value:
-            raise SearchError(f"filter must look like field=value; got {item!r}")
+            raise BadFilter(f"filter must look like field=value; got {item!r}")
         if name not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise SearchError(f"cannot filter {declaration.name} on {name!r}; filterable: {known}")
+            raise BadFilter(f"cannot filter {declaration.name} on {name!r}; filterable: {known}")
         path, parse = allowed[name]
         try:
             parsed.setdefault(path, []).append(parse(value))
         except SearchError as exc:
-            raise SearchError(f"filter {name} {exc}") from None
+            raise BadFilter(f"filter {name} {exc}") from None
     return parsed
 
 
@@ -152,19 +226,27 @@ def build_query(
     page: int,
     size: int,
     max_size: int = 100,
+    sort: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
+    """The query body; `sort` (from `parse_sort`) orders the hits instead of relevance (with
+    text) or the default key (without), which stays as the tie-breaker so pages are stable."""
     spec = searchable(declaration)
     if page < 1:
-        raise SearchError(f"page starts at 1; got {page}")
+        raise BadPaging(f"page starts at 1; got {page}")
     if not 1 <= size <= max_size:
-        raise SearchError(f"size must be between 1 and {max_size}; got {size}")
+        raise BadPaging(f"size must be between 1 and {max_size}; got {size}", "size")
     if page * size > MAX_WINDOW:
-        raise SearchError(f"page * size must be at most {MAX_WINDOW}; got {page * size}")
+        raise BadPaging(
+            f"page * size must be at most {MAX_WINDOW} (the deepest result reachable); "
+            f"got {page} * {size} = {page * size}"
+        )
     text = q.strip()
     if len(text) > 500:
-        raise SearchError("q must be at most 500 characters")
+        raise SearchError("q must be at most 500 characters", "q")
     if text and not spec.fields:
-        raise SearchError(f"{declaration.name} declares no searchable field; use filters only")
+        raise NotSupported(
+            f"{declaration.name} declares no searchable field; use filters only", "q"
+        )
     must = text_query(spec, text) if text else {"match_all": {}}
     body: dict[str, Any] = {
         "query": {
@@ -183,7 +265,10 @@ def build_query(
     }
     if text:
         body["highlight"] = {"fields": {f: {} for f in spec.highlight}}
-    else:
+    if sort:
+        keys = [path for clause in sort for path in clause]
+        body["sort"] = [*sort, *([] if spec.sort in keys else [{spec.sort: "asc"}])]
+    elif not text:
         body["sort"] = [{spec.sort: "asc"}]
     return body
 
@@ -219,20 +304,29 @@ def search(
     page: int = 1,
     size: int = 10,
     max_size: int = 100,
+    sort: str = "",
 ) -> dict[str, Any]:
-    body = build_query(declaration, q, parse_filters(declaration, filters), page, size, max_size)
+    body = build_query(
+        declaration,
+        q,
+        parse_filters(declaration, filters),
+        page,
+        size,
+        max_size,
+        parse_sort(declaration, sort),
+    )
     return shape_response(es.search(index=alias, **client_params(body)).body, page, size)
 
 
 def suggest_query(declaration: IndexDeclaration, prefix: str, size: int) -> dict[str, Any]:
     spec = searchable(declaration)
     if not spec.suggest:
-        raise SearchError(f"{declaration.name} declares no suggest field")
+        raise NotSupported(f"{declaration.name} declares no suggest field", "prefix")
     text = prefix.strip()
     if not text or len(text) > 100:
-        raise SearchError("prefix must be 1 to 100 characters")
+        raise SearchError("prefix must be 1 to 100 characters, not only spaces", "prefix")
     if not 1 <= size <= 20:
-        raise SearchError(f"size must be between 1 and 20; got {size}")
+        raise BadPaging(f"size must be between 1 and 20; got {size}", "size")
     return {
         "query": {
             "multi_match": {

@@ -22,16 +22,23 @@ from streams.dashboards.views import stream_snapshots
 app = typer.Typer(help="Real-time dashboards (served by the API).", no_args_is_help=True)
 
 
+API = "/api/v1"
+
+
 def _get(path: str) -> Any:
-    url = ApiSettings().url + path
+    """The `data` of the API's answer at `path` (under /api/v1); its error's detail on failure."""
+    url = f"{ApiSettings().url}{API}{path}"
     try:
         response = httpx.get(url, timeout=10.0)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the API at {url}: {exc} (is `headwater run` up?)")
-    if response.status_code == 404:
-        fail(response.json().get("detail", "not found"))
-    response.raise_for_status()
-    return response.json()
+    if response.is_error:
+        try:
+            details = [e["detail"] for e in response.json()["errors"]]
+        except (ValueError, KeyError, TypeError):
+            details = [f"{url} answered {response.status_code}"]
+        fail("; ".join(details))
+    return response.json()["data"]
 
 
 def _time(ms: int | None) -> str:
@@ -80,7 +87,7 @@ def render(snapshot: dict[str, Any]) -> Group:
 
 def _stream(name: str) -> Iterator[dict[str, Any]]:
     """Snapshots from the SSE stream; reconnects after a dropped connection."""
-    url = f"{ApiSettings().url}/dashboards/{name}/stream"
+    url = f"{ApiSettings().url}{API}/dashboards/{name}/events"
     while True:
         try:
             with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=60.0)) as response:

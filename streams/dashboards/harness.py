@@ -152,11 +152,10 @@ class ApiServer:
     """The dashboards API, served by uvicorn from a thread, for the tests and the benchmark."""
 
     def __init__(self, kafka: KafkaSettings, ds: DashboardSettings, app: FastAPI | None = None):
-        from api.dashboards import router
+        from api.app import dashboards_app
 
         if app is None:
-            app = FastAPI(title="Headwater dashboards")
-            app.include_router(router(kafka, ds))
+            app = dashboards_app(kafka, ds)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -177,13 +176,14 @@ class ApiServer:
         self.thread.join(timeout=15)
 
     def dashboard(self, name: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/dashboards/{name}", timeout=30)
+        """The dashboard's current values (the `data` of its API answer)."""
+        response = httpx.get(f"{self.url}/api/v1/dashboards/{name}", timeout=30)
         response.raise_for_status()
-        return dict(response.json())
+        return dict(response.json()["data"])
 
     def stream(self, name: str, timeout: float = 60.0) -> Iterator[dict[str, Any]]:
         """Snapshots from the live stream, as they arrive."""
-        url = f"{self.url}/dashboards/{name}/stream"
+        url = f"{self.url}/api/v1/dashboards/{name}/events"
         with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=timeout)) as response:
             yield from stream_snapshots(response.iter_lines())
 

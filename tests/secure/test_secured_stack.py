@@ -102,6 +102,6 @@ def test_the_api_searches_the_secured_elasticsearch(stack: Settings) -> None:
 
     # Without the lifespan: the search route needs no dashboards feed.
     api = TestClient(create_app(stack))
-    response = api.get("/search", params={"q": "shirt", "index": "products"})
+    response = api.get("/api/v1/indexes/products/search", params={"q": "shirt"})
     assert response.status_code == 200, response.text
-    assert "hits" in response.json() or "items" in response.json()
+    assert "hits" in response.json()["data"]

@@ -110,20 +110,23 @@ function setLive(on, text) {
   $("live-text").textContent = text;
 }
 
-function open(name) {
+function open(dashboard) {
   if (source) source.close();
-  document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.name === name));
+  document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.name === dashboard.name));
   // EventSource reconnects by itself (the server sends `retry`); each (re)connect starts
   // with a full snapshot, so nothing is missed.
-  source = new EventSource(`/dashboards/${encodeURIComponent(name)}/stream`);
+  source = new EventSource(dashboard.links.events);
   source.addEventListener("update", (e) => { setLive(true, "live"); render(JSON.parse(e.data)); });
   source.onopen = () => setLive(true, "live");
   source.onerror = () => setLive(false, "reconnecting");
 }
 
 async function main() {
-  const response = await fetch("/dashboards");
-  const dashboards = await response.json();
+  // The API's answers are {data, meta, links}; failures {errors: [{detail, ...}]}.
+  const response = await fetch("/api/v1/dashboards");
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.errors.map((e) => e.detail).join("; "));
+  const dashboards = body.data;
   const tabs = $("tabs");
   for (const d of dashboards) {
     const a = el("a", { href: `#${d.name}`, "data-name": d.name }, d.title);
@@ -131,7 +134,7 @@ async function main() {
   }
   const pick = () => {
     const wanted = location.hash.slice(1);
-    open(dashboards.some((d) => d.name === wanted) ? wanted : dashboards[0].name);
+    open(dashboards.find((d) => d.name === wanted) || dashboards[0]);
   };
   window.addEventListener("hashchange", pick);
   window.addEventListener("resize", () => lastSnapshot && render(lastSnapshot));

@@ -13,7 +13,16 @@ with warnings.catch_warnings():
 
 from api.app import create_app
 from headwater.pipelines.declarations import Pipelines
-from indexers.search import SearchError, build_query, parse_filters
+from indexers.search import (
+    BadSort,
+    SearchError,
+    build_query,
+    parse_filters,
+    parse_sort,
+    sortable,
+)
+
+SEARCH = "/api/v1/indexes/{index}/search"
 
 
 @pytest.fixture
@@ -22,35 +31,118 @@ def client() -> TestClient:
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("index", "params", "code", "parameter", "message"),
     [
-        ({"index": "orders"}, "unknown index 'orders'; known: products, reviews"),
-        ({"filter": "colour=red"}, "cannot filter products on 'colour'"),
-        ({"filter": "category"}, "filter must look like field=value"),
-        ({"index": "reviews", "filter": "rating=five"}, "filter rating needs a whole number"),
-        ({"size": "0"}, "size"),
-        ({"size": "1000"}, "size must be between 1 and 100"),
-        ({"page": "0"}, "page"),
-        ({"page": "abc"}, "page"),
-        ({"page": "200", "size": "100"}, "page * size must be at most"),
-        ({"q": "x" * 501}, "q"),
+        ("products", {"filter": "colour=red"}, "BAD_FILTER", "filter", "on 'colour'"),
+        ("products", {"filter": "category"}, "BAD_FILTER", "filter", "like field=value"),
+        ("reviews", {"filter": "rating=five"}, "BAD_FILTER", "filter", "needs a whole number"),
+        ("products", {"sort": "colour:asc"}, "BAD_SORT", "sort", "cannot sort products on"),
+        ("products", {"sort": "price:up"}, "BAD_SORT", "sort", "asc or desc"),
+        ("products", {"size": "0"}, "VALIDATION_ERROR", "size", "size"),
+        ("products", {"size": "101"}, "VALIDATION_ERROR", "size", "less than or equal to 100"),
+        ("products", {"page": "0"}, "VALIDATION_ERROR", "page", "page"),
+        ("products", {"page": "abc"}, "VALIDATION_ERROR", "page", "page"),
+        ("products", {"page": "200", "size": "100"}, "VALIDATION_ERROR", "page", "at most 10000"),
+        ("products", {"q": "x" * 501}, "VALIDATION_ERROR", "q", "q"),
     ],
 )
-def test_bad_parameters_are_400_with_a_clear_message(
-    client: TestClient, params: dict[str, str], message: str
+def test_bad_parameters_are_400_naming_the_parameter(
+    client: TestClient,
+    index: str,
+    params: dict[str, str],
+    code: str,
+    parameter: str,
+    message: str,
 ) -> None:
-    response = client.get("/search", params=params)
+    response = client.get(SEARCH.format(index=index), params=params)
     assert response.status_code == 400
-    assert message in response.json()["detail"]
+    (error,) = response.json()["errors"]
+    assert (error["status"], error["code"]) == ("400", code)
+    assert error["source"] == {"parameter": parameter}
+    assert message in error["detail"]
 
 
-def test_openapi_document_lists_search_and_health(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/search", "/health/live", "/health/ready"} <= paths.keys()
+def test_an_unknown_index_is_404_naming_the_known_ones(client: TestClient) -> None:
+    response = client.get(SEARCH.format(index="orders"))
+    assert response.status_code == 404
+    (error,) = response.json()["errors"]
+    assert error["code"] == "UNKNOWN_INDEX"
+    assert error["detail"] == "unknown index 'orders'; known: products, reviews"
+
+
+def test_openapi_document_lists_the_versioned_routes_and_health(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["info"]["version"] == "1.0.0"
+    paths = document["paths"]
+    assert {
+        "/api/v1/indexes/{index}/search",
+        "/api/v1/indexes/{index}/suggestions",
+        "/api/v1/dashboards",
+        "/api/v1/dashboards/{name}",
+        "/api/v1/dashboards/{name}/events",
+        "/health/live",
+        "/health/ready",
+    } == paths.keys()
+    search = paths["/api/v1/indexes/{index}/search"]["get"]
+    assert set(search["responses"]) == {"200", "400", "404", "422", "500", "503"}
+    error = {"$ref": "#/components/schemas/ErrorDocument"}
+    assert search["responses"]["400"]["content"]["application/json"]["schema"] == error
+    # FastAPI's own validation error shape is never sent, so it is not documented.
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert "422" not in paths["/api/v1/dashboards/{name}"]["get"]["responses"]
+
+
+def test_the_old_unversioned_routes_are_gone(client: TestClient) -> None:
+    for path in ("/search", "/suggest", "/dashboards", "/dashboards/sales"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["code"] == "NOT_FOUND"
 
 
 def test_live(client: TestClient) -> None:
-    assert client.get("/health/live").json() == {"status": "live"}
+    body = client.get("/health/live").json()
+    assert body["data"] == {"status": "live"}
+    assert body["links"] == {"self": "/health/live"} and body["meta"]["version"] == "v1"
+
+
+def test_a_wrong_method_is_405_with_the_allowed_ones(client: TestClient) -> None:
+    response = client.delete("/api/v1/dashboards")
+    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    (error,) = response.json()["errors"]
+    assert error["code"] == "METHOD_NOT_ALLOWED" and "allowed: GET" in error["detail"]
+
+
+def test_sortable_fields_come_from_the_declaration(shop: Pipelines) -> None:
+    products = shop.index("products")
+    fields = sortable(products)
+    # Searched text sorts on its keyword sub-field; summary figures are numbers.
+    assert fields["name"] == "name.raw" and fields["category"] == "category.raw"
+    assert fields["price"] == "price" and fields["review_count"] == "review_count"
+    assert "description" not in fields  # searched only: no exact value to sort on
+    assert parse_sort(products, "price:desc, name") == [{"price": "desc"}, {"name.raw": "asc"}]
+    assert parse_sort(products, "") == parse_sort(products, " , ") == []
+    with pytest.raises(BadSort, match="'description'; sortable: brand, category"):
+        parse_sort(products, "description:asc")
+    with pytest.raises(BadSort, match="asc or desc"):
+        parse_sort(products, "price:sideways")
+
+
+def test_a_sort_replaces_relevance_and_keeps_the_key_as_tie_breaker(shop: Pipelines) -> None:
+    products = shop.index("products")
+    by_price = parse_sort(products, "price:desc")
+    assert build_query(products, "kettle", {}, 1, 10, sort=by_price)["sort"] == [
+        {"price": "desc"},
+        {"id": "asc"},
+    ]
+    assert "sort" not in build_query(products, "kettle", {}, 1, 10)
+    by_id = parse_sort(products, "id:desc")
+    assert build_query(products, "", {}, 1, 10, sort=by_id)["sort"] == [{"id": "desc"}]
+
+
+def test_an_empty_filter_is_no_filter(shop: Pipelines) -> None:
+    assert parse_filters(shop.index("products"), ["", "  ", "brand=Acme"]) == {
+        "brand.raw": ["Acme"]
+    }
 
 
 def test_user_text_is_only_ever_a_match_string(shop: Pipelines) -> None:
@@ -94,7 +186,14 @@ def test_filters_and_facets_come_from_the_declaration(shop: Pipelines) -> None:
         build_query(products, "", {}, 1, 0)
 
 
-def test_suggest_needs_a_prefix(client: TestClient) -> None:
-    assert client.get("/suggest", params={"prefix": ""}).status_code == 400
-    response = client.get("/suggest", params={"prefix": "ke", "index": "reviews"})
-    assert response.status_code == 400 and "no suggest field" in response.json()["detail"]
+def test_suggestions_need_a_prefix_and_a_suggest_field(client: TestClient) -> None:
+    suggestions = "/api/v1/indexes/{index}/suggestions"
+    for blank in ("", "   "):
+        response = client.get(suggestions.format(index="products"), params={"prefix": blank})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["source"] == {"parameter": "prefix"}
+    # Well formed, but reviews declares nothing to complete from: 422.
+    response = client.get(suggestions.format(index="reviews"), params={"prefix": "ke"})
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["code"] == "UNPROCESSABLE" and "no suggest field" in error["detail"]

@@ -1,0 +1,155 @@
+"""The API keeps its OpenAPI document: schemathesis fuzzes every operation against the live app
+(uvicorn on a free port, on the real stack's Elasticsearch and Kafka) and fails on a server
+error, a status the document does not list, a body or header that breaks the document's
+schema, or a content type it does not declare.
+
+The dashboards' live events (Server-Sent Events) are left out of the fuzzing: the stream never
+ends, so no response could be read whole and checked. They get assertions of their own below,
+as do the things the last fuzzer run found wanting (an empty `filter=` refused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from confluent_kafka.admin import AdminClient
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.app import create_app
+from headwater.settings import Settings
+from streams.dashboards.harness import ApiServer
+from streams.dashboards.settings import DashboardSettings
+from streams.dashboards.views import stream_snapshots
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+# Per operation and generation phase; with the coverage phase's own cases this keeps the whole
+# run near a minute on 2 cores.
+MAX_EXAMPLES = 30
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+# Readiness answers 503 by design when a dependency (e.g. a stream worker) is down: that
+# status is documented, so only the other checks apply to it.
+READINESS = "/health/ready"
+SEEN: Counter[tuple[str, int]] = Counter()
+
+
+@pytest.fixture(scope="module")
+def api(stack: Settings) -> Iterator[ApiServer]:
+    """The whole app, its dashboards reading an updates topic of this module's own."""
+    ds = DashboardSettings(
+        updates_topic=f"hwapi-{uuid.uuid4().hex[:10]}.dashboards.updates",
+        catch_up_timeout_s=5.0,
+        heartbeat_s=2.0,
+    )
+    with ApiServer(stack.kafka, ds, app=create_app(stack, ds)) as server:
+        yield server
+    admin = AdminClient({**stack.kafka.client_config()})
+    for future in admin.delete_topics([ds.updates_topic]).values():
+        with contextlib.suppress(Exception):  # best effort: a leftover test topic harms nobody
+            future.result(timeout=30)
+    print(
+        "\nfuzzed responses by operation and status: "
+        + json.dumps({f"{op} -> {status}": n for (op, status), n in sorted(SEEN.items())})
+    )
+
+
+@pytest.fixture(scope="module")
+def api_schema(api: ApiServer) -> Any:
+    return schemathesis.openapi.from_url(f"{api.url}/openapi.json").exclude(path_regex=r"/events$")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_keeps_the_document(case: Any) -> None:
+    if case.path == READINESS:
+        response = case.call_and_validate(checks=CHECKS[1:])
+        assert response.status_code in (200, 503)
+    else:
+        response = case.call_and_validate(checks=CHECKS)
+    SEEN[(case.operation.label, response.status_code)] += 1
+
+
+def test_the_document_covers_every_route_but_the_page(api: ApiServer) -> None:
+    document = httpx.get(f"{api.url}/openapi.json", timeout=10).json()
+    assert document["info"]["version"] == "1.0.0"
+    assert all(
+        path.startswith("/api/v1/") or path.startswith("/health/") for path in document["paths"]
+    )
+    assert "/api/v1/dashboards/{name}/events" in document["paths"]
+
+
+def test_an_empty_filter_is_no_filter_and_pages_link_to_each_other(api: ApiServer) -> None:
+    search = f"{api.url}/api/v1/indexes/products/search"
+    unfiltered = httpx.get(search, params={"size": 2}, timeout=30)
+    assert unfiltered.status_code == 200, unfiltered.text
+    empty = httpx.get(search, params={"size": 2, "filter": ""}, timeout=30)
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["data"]["total"] == unfiltered.json()["data"]["total"]
+    body = empty.json()
+    page = body["meta"]["page"]
+    assert (page["number"], page["size"]) == (1, 2)
+    assert body["links"]["prev"] is None
+    if page["totalPages"] > 1:
+        second = httpx.get(api.url + body["links"]["next"], timeout=30)
+        assert second.status_code == 200 and second.json()["meta"]["page"]["number"] == 2
+        assert second.json()["links"]["prev"] == body["links"]["self"]
+
+
+def test_a_sort_orders_the_hits(api: ApiServer) -> None:
+    response = httpx.get(
+        f"{api.url}/api/v1/indexes/products/search",
+        params={"sort": "price:desc", "size": 20},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    prices = [h["source"]["price"] for h in response.json()["data"]["hits"]]
+    numbers = [float(p) for p in prices if p is not None]
+    assert numbers == sorted(numbers, reverse=True)
+
+
+def test_live_events_start_with_the_dashboard_and_carry_the_request_id(api: ApiServer) -> None:
+    url = f"{api.url}/api/v1/dashboards/sales/events"
+    headers = {"X-Request-ID": "contract-events-1"}
+    with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=30)) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers["x-request-id"] == "contract-events-1"
+        first = next(stream_snapshots(answer.iter_lines()))
+    assert first["name"] == "sales" and isinstance(first["panels"], list)
+
+
+def test_live_events_of_an_unknown_dashboard_are_a_404_error_document(api: ApiServer) -> None:
+    response = httpx.get(f"{api.url}/api/v1/dashboards/nope/events", timeout=10)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    (error,) = response.json()["errors"]
+    assert error["code"] == "NOT_FOUND" and error["source"] == {"parameter": "name"}

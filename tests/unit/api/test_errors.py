@@ -1,0 +1,118 @@
+"""Error documents: one shape for every failure, each with the status and code it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from api import errors
+from indexers.search import BadFilter, BadPaging, BadSort, NotSupported, SearchError
+
+
+def _request(method: str = "GET", path: str = "/x") -> Request:
+    return Request({"type": "http", "method": method, "path": path, "headers": [], "state": {}})
+
+
+def _es_error(status: int, kind: str = "search_phase_execution_exception") -> ApiError:
+    meta = ApiResponseMeta(status, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
+    return ApiError(kind, meta, {"error": {"type": kind}, "status": status})
+
+
+def test_a_document_holds_every_field_of_every_error() -> None:
+    problems = [
+        errors.Problem(400, "BAD_FILTER", "cannot filter on 'x'", {"parameter": "filter"}),
+        errors.Problem(400, "VALIDATION_ERROR", "page: too small", {"parameter": "page"}),
+    ]
+    document = errors.shape(problems, "req_1", "2026-01-01T00:00:00Z")
+    first, second = document["errors"]
+    assert first["status"] == "400" and first["code"] == "BAD_FILTER"
+    assert first["title"] == "Invalid filter" and first["source"] == {"parameter": "filter"}
+    assert first["meta"] == {"timestamp": "2026-01-01T00:00:00Z", "requestId": "req_1"}
+    assert first["id"] != second["id"] and first["id"].startswith("err_")
+    errors.ErrorDocument.model_validate(document)
+
+
+def test_validation_errors_name_their_parameter_header_or_pointer() -> None:
+    raw: list[dict[str, Any]] = [
+        {"loc": ("query", "size"), "msg": "Input should be greater than or equal to 1"},
+        {"loc": ("path", "index"), "msg": "bad"},
+        {"loc": ("header", "x-token"), "msg": "missing"},
+        {"loc": ("body", "items", 0, "id"), "msg": "missing"},
+    ]
+    size, index, header, body = errors.validation_problems(raw)
+    assert size == errors.Problem(
+        400,
+        "VALIDATION_ERROR",
+        "size: Input should be greater than or equal to 1",
+        {"parameter": "size"},
+    )
+    assert index.source == {"parameter": "index"}
+    assert header.source == {"header": "x-token"}
+    assert body.source == {"pointer": "/items/0/id"} and body.status == 400
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code", "parameter"),
+    [
+        (BadFilter("cannot filter"), 400, "BAD_FILTER", "filter"),
+        (BadSort("cannot sort"), 400, "BAD_SORT", "sort"),
+        (BadPaging("too deep"), 400, "VALIDATION_ERROR", "page"),
+        (BadPaging("size", "size"), 400, "VALIDATION_ERROR", "size"),
+        (SearchError("q too long", "q"), 400, "VALIDATION_ERROR", "q"),
+        (NotSupported("no suggest field", "prefix"), 422, "UNPROCESSABLE", "prefix"),
+    ],
+)
+def test_search_refusals_keep_their_kind(
+    exc: SearchError, status: int, code: str, parameter: str
+) -> None:
+    problem = errors.search_problem(exc)
+    assert (problem.status, problem.code, problem.source) == (
+        status,
+        code,
+        {"parameter": parameter},
+    )
+    assert problem.detail == str(exc)
+
+
+def test_elasticsearch_unavailable_is_503_with_retry_after() -> None:
+    for exc in (ConnectionError("refused"), ConnectionTimeout("slow"), _es_error(503)):
+        problem, headers = errors.elasticsearch_problem(exc)
+        assert (problem.status, problem.code) == (503, "UPSTREAM_UNAVAILABLE")
+        assert headers == {"Retry-After": str(errors.RETRY_AFTER_S)}
+    missing, _ = errors.elasticsearch_problem(_es_error(404, "index_not_found_exception"))
+    assert missing.status == 503 and "not available" in missing.detail
+
+
+def test_a_query_elasticsearch_refuses_is_422_naming_only_the_error_type() -> None:
+    problem, headers = errors.elasticsearch_problem(_es_error(400, "too_many_nested_clauses"))
+    assert (problem.status, problem.code, headers) == (422, "UNPROCESSABLE", {})
+    assert "too_many_nested_clauses" in problem.detail and "es:9200" not in problem.detail
+
+
+def test_routing_misses_say_what_was_not_found_or_allowed() -> None:
+    missing = errors.http_problem(_request(path="/search"), HTTPException(404))
+    assert (missing.code, missing.title) == ("NOT_FOUND", "Not found")
+    assert "nothing at /search" in missing.detail and "/api/v1" in missing.detail
+    wrong = errors.http_problem(
+        _request("POST", "/health/live"), HTTPException(405, headers={"Allow": "GET"})
+    )
+    assert wrong.code == "METHOD_NOT_ALLOWED"
+    assert wrong.detail == "POST is not allowed on /health/live; allowed: GET"
+    # Statuses still to come (access control, rate limits) have their codes already.
+    limited = errors.http_problem(_request(), HTTPException(429, "slow down"))
+    assert (limited.code, limited.title, limited.detail) == (
+        "RATE_LIMITED",
+        "Too Many Requests",
+        "slow down",
+    )
+
+
+def test_declared_error_responses_always_include_500() -> None:
+    declared = errors.responses(404, 400)
+    assert list(declared) == [400, 404, 500]
+    assert all(entry["model"] is errors.ErrorDocument for entry in declared.values())
