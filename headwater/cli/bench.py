@@ -14,6 +14,9 @@ def freshness(
     ctx: typer.Context,
     rate: float = typer.Option(1000.0, "--rate", help="Changes per second the sessions commit."),
     duration: float = typer.Option(30.0, "--duration", help="Seconds of the main step."),
+    warmup: float = typer.Option(
+        10.0, "--warmup", help="Seconds of load at --rate before the main step, not measured."
+    ),
     sessions: int = typer.Option(8, "--sessions", min=1, help="Concurrent writer sessions."),
     txn_rows: int = typer.Option(1, "--txn-rows", min=1, help="Changes per transaction."),
     hot_rows: int = typer.Option(20, "--hot-rows", min=0, help="Rows in the hot set."),
@@ -35,7 +38,7 @@ def freshness(
     from streams.search.bench import print_report, run_freshness
     from streams.search.freshness import Load
 
-    load = Load(rate, duration, sessions, txn_rows, hot_rows, hot_share, rows)
+    load = Load(rate, duration, sessions, txn_rows, hot_rows, hot_share, rows, warmup)
     try:
         load.check()
     except ValueError as exc:

@@ -49,7 +49,7 @@ from elasticsearch.helpers import bulk
 from psycopg import sql
 
 from connectors.sources import resolve
-from headwater.console import print_table
+from headwater.console import console, print_table
 from headwater.settings import PROJECT_ROOT, Settings
 from headwater.stack.manager import Stack
 from indexers.catalog import client
@@ -776,6 +776,10 @@ def run_freshness(
     try:
         bench.setup()
         bench.start()
+        if load.warmup_s > 0:
+            progress(f"warm-up: {load.rate:g} changes/s for {load.warmup_s:g}s, not measured ...")
+            warm = bench.step(load.rate, load.warmup_s, meter)
+            result["warmup"] = {"latency_ms": warm["latency_ms"], "sustained": warm["sustained"]}
         plan = [(load.rate, load.duration_s)]
         if find_max:
             plan += [(r, min(load.duration_s, RAMP_STEP_S)) for r in ramp_rates(load.rate)]
@@ -880,6 +884,14 @@ def print_report(result: dict[str, Any]) -> None:
     and raw limits."""
     steps = result["steps"]
     load = result["load"]
+    warm = result.get("warmup")
+    if warm is not None:
+        latency = warm["latency_ms"]
+        console.print(
+            f"warm-up, {load['warmup_s']:g} s (not measured): p50 {_ms(latency['p50'])} ms, "
+            f"p95 {_ms(latency['p95'])} ms; waited {result.get('caught_up_s', 0):g} s for the "
+            "workers to catch up before it"
+        )
     print_table(
         f"steps: {load['sessions']} sessions, {load['txn_rows']} change(s) per transaction, "
         f"{load['hot_share']:g} of row changes on {load['hot_rows']} hot rows",

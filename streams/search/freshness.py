@@ -57,11 +57,16 @@ class Load:
     hot_rows: int = 20
     hot_share: float = 0.5  # of the changes that pick an existing product
     rows: int = 2000
+    # Seconds of load at `rate` before the main step, not measured: the first seconds on a stack
+    # just started are its JIT and caches warming up, not the pipeline.
+    warmup_s: float = 10.0
 
     def check(self) -> None:
         """Raise ValueError naming the first option out of range."""
         if self.rate <= 0 or self.duration_s <= 0:
             raise ValueError("--rate and --duration must be positive")
+        if self.warmup_s < 0:
+            raise ValueError("--warmup must be 0 or more")
         if self.sessions < 1 or self.txn_rows < 1:
             raise ValueError("--sessions and --txn-rows must be at least 1")
         if not 0.0 <= self.hot_share <= 1.0:
