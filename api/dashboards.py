@@ -162,12 +162,18 @@ class UpdatesFeed:
             await consumer.stop()
 
 
+class DashboardLinks(envelope.Links):
+    """A dashboard's own links: its current values (`self`) and its live stream (`events`)."""
+
+    events: str
+
+
 class DashboardSummary(BaseModel):
     name: str
     title: str
     description: str
     panels: list[str]
-    links: dict[str, str]
+    links: DashboardLinks
 
 
 class DashboardSnapshot(BaseModel):
@@ -189,7 +195,8 @@ class DashboardsResponse(envelope.Envelope[list[DashboardSummary]]):
 
 
 class DashboardResponse(envelope.Envelope[DashboardSnapshot]):
-    pass
+    # Declared, or the response model would drop `events` from the answer.
+    links: DashboardLinks
 
 
 def _paths(name: str) -> dict[str, str]:
