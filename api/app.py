@@ -30,6 +30,9 @@ def base_app(title: str = "Headwater") -> FastAPI:
         description="Search over the shop, kept fresh from its change stream, and its live "
         "dashboards. Successes are `{data, meta, links}`; failures `{errors: [...]}`.",
         version=API_VERSION,
+        # A trailing slash is a 404 error document, not an undocumented 307 whose absolute
+        # Location is built from the client's Host header.
+        redirect_slashes=False,
     )
     app.add_middleware(request_id.RequestIdMiddleware)
     errors.install(app)

@@ -99,6 +99,13 @@ def test_the_old_unversioned_routes_are_gone(client: TestClient) -> None:
         assert response.json()["errors"][0]["code"] == "NOT_FOUND"
 
 
+def test_a_trailing_slash_is_a_404_error_document_not_a_redirect(client: TestClient) -> None:
+    for path in ("/api/v1/dashboards/", "/health/live/", "/api/v1/indexes/products/search/"):
+        response = client.get(path, follow_redirects=False, headers={"host": "evil.example"})
+        assert response.status_code == 404 and "location" not in response.headers
+        assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
 def test_live(client: TestClient) -> None:
     body = client.get("/health/live").json()
     assert body["data"] == {"status": "live"}
