@@ -13,6 +13,7 @@ asked (`NotSupported`), so the API can answer each with its own status.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,15 +77,36 @@ class Searchable:
     columns: tuple[str, ...]
 
 
-def _number(kind: str) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
+# The whole numbers each Elasticsearch integer type holds (bits of a signed integer).
+_INT_BITS = {"long": 64, "integer": 32, "short": 16}
+
+
+def _whole(es_type: str) -> Callable[[str], int]:
+    bound = 2 ** (_INT_BITS[es_type] - 1)
+
+    def parse(value: str) -> int:
         try:
-            return int(value) if kind == "int" else float(value)
+            number = int(value)
         except ValueError:
-            what = "a whole number" if kind == "int" else "a number"
-            raise BadFilter(f"needs {what}; got {value!r}") from None
+            raise BadFilter(f"needs a whole number; got {value!r}") from None
+        if not -bound <= number < bound:
+            raise BadFilter(
+                f"needs a whole number from {-bound} to {bound - 1} ({es_type}); got {value!r}"
+            )
+        return number
 
     return parse
+
+
+def _finite(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadFilter(f"needs a number; got {value!r}") from None
+    # NaN and infinities (also from overflow, as 1e999) are not values a field can hold.
+    if not math.isfinite(number):
+        raise BadFilter(f"needs a finite number; got {value!r}")
+    return number
 
 
 def _boolean(value: str) -> bool:
@@ -94,10 +116,10 @@ def _boolean(value: str) -> bool:
 
 
 def _parser(es_type: str) -> Callable[[str], Any]:
-    if es_type in ("long", "integer", "short"):
-        return _number("int")
+    if es_type in _INT_BITS:
+        return _whole(es_type)
     if es_type in ("double", "float", "scaled_float"):
-        return _number("float")
+        return _finite
     if es_type == "boolean":
         return _boolean
     return str

@@ -14,6 +14,7 @@ with warnings.catch_warnings():
 from api.app import create_app
 from headwater.pipelines.declarations import Pipelines
 from indexers.search import (
+    BadFilter,
     BadSort,
     SearchError,
     build_query,
@@ -36,6 +37,11 @@ def client() -> TestClient:
         ("products", {"filter": "colour=red"}, "BAD_FILTER", "filter", "on 'colour'"),
         ("products", {"filter": "category"}, "BAD_FILTER", "filter", "like field=value"),
         ("reviews", {"filter": "rating=five"}, "BAD_FILTER", "filter", "needs a whole number"),
+        ("products", {"filter": "price=nan"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "price=1e999"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "price=-inf"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "id=9223372036854775808"}, "BAD_FILTER", "filter", "(long)"),
+        ("products", {"filter": "stock=2147483648"}, "BAD_FILTER", "filter", "(integer)"),
         ("products", {"sort": "colour:asc"}, "BAD_SORT", "sort", "cannot sort products on"),
         ("products", {"sort": "price:up"}, "BAD_SORT", "sort", "asc or desc"),
         ("products", {"size": "0"}, "VALIDATION_ERROR", "size", "size"),
@@ -150,6 +156,22 @@ def test_an_empty_filter_is_no_filter(shop: Pipelines) -> None:
     assert parse_filters(shop.index("products"), ["", "  ", "brand=Acme"]) == {
         "brand.raw": ["Acme"]
     }
+
+
+def test_number_filters_hold_only_what_the_field_can(shop: Pipelines) -> None:
+    products, reviews = shop.index("products"), shop.index("reviews")
+    assert parse_filters(products, ["id=-9223372036854775808", "id=9223372036854775807"]) == {
+        "id": [-(2**63), 2**63 - 1]
+    }
+    assert parse_filters(products, ["price=1e308"]) == {"price": [1e308]}
+    for item in ("price=nan", "price=NaN", "price=inf", "price=Infinity", "price=1e999"):
+        with pytest.raises(BadFilter, match="finite"):
+            parse_filters(products, [item])
+    with pytest.raises(BadFilter, match="-9223372036854775808 to 9223372036854775807"):
+        parse_filters(products, ["id=-9223372036854775809"])
+    assert parse_filters(reviews, ["rating=5"]) == {"rating": [5]}
+    with pytest.raises(BadFilter, match=r"\(short\)"):
+        parse_filters(reviews, ["rating=32768"])
 
 
 def test_user_text_is_only_ever_a_match_string(shop: Pipelines) -> None:
