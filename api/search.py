@@ -10,12 +10,22 @@ completions. Refusals are raised (`indexers.search.SearchError`, `UnknownIndex`)
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api import envelope, errors
 from api.settings import ApiSettings
 from indexers.declared import DeclaredIndex, pick
-from indexers.search import MAX_WINDOW, search, suggest
+from indexers.search import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTERS,
+    MAX_PREFIX_LENGTH,
+    MAX_QUERY_LENGTH,
+    MAX_SORT_LENGTH,
+    MAX_SUGGESTIONS,
+    MAX_WINDOW,
+    search,
+    suggest,
+)
 
 
 class Hit(BaseModel):
@@ -61,12 +71,15 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
     def search_index(
         request: Request,
         index: Index,
-        q: Annotated[str, Query(max_length=500, description="Words to look for.")] = "",
+        q: Annotated[
+            str, Query(max_length=MAX_QUERY_LENGTH, description="Words to look for.")
+        ] = "",
         filter: Annotated[
-            list[str] | None,
+            list[Annotated[str, Field(max_length=MAX_FILTER_LENGTH)]] | None,
             Query(
+                max_length=MAX_FILTERS,
                 description="field=value (e.g. category=books); repeat for more; "
-                "an empty one is no filter."
+                "an empty one is no filter.",
             ),
         ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_WINDOW)] = 1,
@@ -76,7 +89,7 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         sort: Annotated[
             str,
             Query(
-                max_length=500,
+                max_length=MAX_SORT_LENGTH,
                 description="field:asc|desc, comma-separated for ties (e.g. price:desc,name); "
                 "default: relevance with q, the index's key without.",
             ),
@@ -111,9 +124,14 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         index: Index,
         prefix: Annotated[
             str,
-            Query(min_length=1, max_length=100, pattern=r"\S", description="What was typed."),
+            Query(
+                min_length=1,
+                max_length=MAX_PREFIX_LENGTH,
+                pattern=r"\S",
+                description="What was typed.",
+            ),
         ],
-        size: Annotated[int, Query(ge=1, le=20)] = 5,
+        size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5,
     ) -> dict[str, Any]:
         """Completions of what was typed so far, from the index's suggest fields."""
         target = pick(indexes, index)

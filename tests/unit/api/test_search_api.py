@@ -14,6 +14,8 @@ with warnings.catch_warnings():
 from api.app import create_app
 from headwater.pipelines.declarations import Pipelines
 from indexers.search import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTERS,
     BadFilter,
     BadSort,
     SearchError,
@@ -50,12 +52,14 @@ def client() -> TestClient:
         ("products", {"page": "abc"}, "VALIDATION_ERROR", "page", "page"),
         ("products", {"page": "200", "size": "100"}, "VALIDATION_ERROR", "page", "at most 10000"),
         ("products", {"q": "x" * 501}, "VALIDATION_ERROR", "q", "q"),
+        ("products", {"filter": ["brand=a"] * 51}, "VALIDATION_ERROR", "filter", "at most 50"),
+        ("products", {"filter": "brand=" + "a" * 195}, "VALIDATION_ERROR", "filter", "200"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
     client: TestClient,
     index: str,
-    params: dict[str, str],
+    params: dict[str, str | list[str]],
     code: str,
     parameter: str,
     message: str,
@@ -172,6 +176,23 @@ def test_number_filters_hold_only_what_the_field_can(shop: Pipelines) -> None:
     assert parse_filters(reviews, ["rating=5"]) == {"rating": [5]}
     with pytest.raises(BadFilter, match=r"\(short\)"):
         parse_filters(reviews, ["rating=32768"])
+
+
+def test_filters_are_bounded_in_number_and_length(shop: Pipelines) -> None:
+    products = shop.index("products")
+    assert parse_filters(products, ["brand=a"] * MAX_FILTERS) == {"brand.raw": ["a"] * 50}
+    with pytest.raises(BadFilter, match="at most 50 filters; got 51"):
+        parse_filters(products, ["brand=a"] * (MAX_FILTERS + 1))
+    with pytest.raises(BadFilter, match="at most 200 characters"):
+        parse_filters(products, ["brand=" + "a" * (MAX_FILTER_LENGTH - 5)])
+
+
+def test_the_document_declares_the_filter_bounds(client: TestClient) -> None:
+    search = client.get("/openapi.json").json()["paths"][SEARCH.format(index="{index}")]
+    (param,) = [p for p in search["get"]["parameters"] if p["name"] == "filter"]
+    array = param["schema"]["anyOf"][0]
+    assert array["maxItems"] == MAX_FILTERS == 50
+    assert array["items"]["maxLength"] == MAX_FILTER_LENGTH == 200
 
 
 def test_user_text_is_only_ever_a_match_string(shop: Pipelines) -> None:
