@@ -9,7 +9,8 @@ Which status:
 - 422: the parameters are well formed, but the index cannot answer them (text search on an
   index with no searchable field, suggestions from one with no suggest field, a query
   Elasticsearch refuses to run).
-- 503 with Retry-After: Elasticsearch (or, for readiness, any dependency) unavailable.
+- 503 with Retry-After: Elasticsearch unavailable, the dashboards' updates not read (Kafka
+  unreachable), or, for readiness, any dependency.
 - 500: anything unexpected, said without internals (they go to the log with the request id).
 401, 403, 409 and 429 have their codes here for the access control and rate limits to come.
 """
@@ -320,8 +321,15 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries of the error statuses an operation can answer, all with the error
-    document (500 is added to every operation)."""
+    document (500 is added to every operation; 503 declares its Retry-After)."""
+    retry_after = {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    }
     return {
         status: {"model": ErrorDocument, "description": _phrase(status)}
+        | ({"headers": retry_after} if status == 503 else {})
         for status in sorted({*statuses, 500})
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from api import dashboards
+from api import dashboards, errors
 from api.app import dashboards_app
 from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
@@ -60,3 +61,30 @@ def test_the_list_declares_each_dashboards_links(caught_up: TestClient) -> None:
     summary_links = schemas["DashboardSummary"]["properties"]["links"]["$ref"]
     assert summary_links.endswith("/DashboardLinks")
     assert {"self", "events"} <= set(schemas["DashboardLinks"]["required"])
+
+
+def test_with_kafka_down_a_dashboard_is_503_after_one_wait_then_at_once() -> None:
+    ds = DashboardSettings(catch_up_timeout_s=0.5)
+    app = dashboards_app(KafkaSettings(bootstrap_servers="127.0.0.1:1"), ds)
+    with TestClient(app) as client:
+        started = time.monotonic()
+        first = client.get("/api/v1/dashboards/sales")
+        waited = time.monotonic() - started
+        assert first.status_code == 503 and waited >= 0.5
+        assert first.headers["retry-after"] == str(errors.RETRY_AFTER_S)
+        (error,) = first.json()["errors"]
+        assert error["code"] == "UPSTREAM_UNAVAILABLE" and "127.0.0.1" not in error["detail"]
+        for path in ("/api/v1/dashboards/sales", "/api/v1/dashboards/sales/events"):
+            started = time.monotonic()
+            again = client.get(path)
+            assert again.status_code == 503 and again.headers["retry-after"]
+            assert time.monotonic() - started < 0.4
+
+
+def test_both_dashboard_operations_declare_503_with_retry_after(caught_up: TestClient) -> None:
+    paths = caught_up.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/dashboards/{name}", "/api/v1/dashboards/{name}/events"):
+        unavailable = paths[path]["get"]["responses"]["503"]
+        assert "Retry-After" in unavailable["headers"]
+        schema = unavailable["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorDocument"}
