@@ -60,7 +60,6 @@ def create_app(
     app.state.streams = StreamsSettings()
     pipelines, bindings = resolve(settings)
     indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
-    app.state.indexes = indexes
     app.state.kafka = settings.kafka
     app.state.es = client(settings.elasticsearch, timeout_s=10)
     app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)

@@ -4,8 +4,8 @@ completions. Refusals are raised (`indexers.search.SearchError`, `UnknownIndex`)
 `api.errors`."""
 
 # No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
-# which hold the declared indexes and the page size bound of the router being built, at
-# definition time.
+# which hold the declared indexes and the page size's bound and default of the router being
+# built, at definition time.
 
 from typing import Annotated, Any
 
@@ -55,7 +55,7 @@ class SuggestionsResponse(envelope.Envelope[list[str]]):
 
 
 def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
-    """The search routes over `indexes`; `api` bounds the page size."""
+    """The search routes over `indexes`; `api` bounds the page size and gives its default."""
     routes = APIRouter(prefix="/indexes", tags=["search"])
     # Documented as the declared names; any other answers 404 UNKNOWN_INDEX.
     Index = Annotated[
@@ -84,8 +84,8 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_WINDOW)] = 1,
         size: Annotated[
-            int | None, Query(ge=1, le=api.max_size, description="Hits per page.")
-        ] = None,
+            int, Query(ge=1, le=api.max_size, description="Hits per page.")
+        ] = api.default_size,
         sort: Annotated[
             str,
             Query(
@@ -97,7 +97,6 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
     ) -> dict[str, Any]:
         """One page of the hits of `q` and the filters, with the declared facets."""
         target = pick(indexes, index)
-        size = size or api.default_size
         found = search(
             request.app.state.es,
             target.alias,

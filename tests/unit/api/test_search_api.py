@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import ApiSettings
 from headwater.pipelines.declarations import Pipelines
 from indexers.search import (
     MAX_FILTER_LENGTH,
@@ -247,3 +250,20 @@ def test_suggestions_need_a_prefix_and_a_suggest_field(client: TestClient) -> No
     assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["code"] == "UNPROCESSABLE" and "no suggest field" in error["detail"]
+
+
+def test_size_is_a_plain_integer_defaulting_to_the_settings(client: TestClient) -> None:
+    search = client.get("/openapi.json").json()["paths"][SEARCH.format(index="{index}")]
+    (param,) = [p for p in search["get"]["parameters"] if p["name"] == "size"]
+    assert param["schema"]["type"] == "integer" and "anyOf" not in param["schema"]
+    assert param["schema"]["default"] == ApiSettings().default_size == 10
+
+    class Empty:
+        def search(self, **params: Any) -> Any:
+            assert params["size"] == 10
+            hits = {"total": {"value": 0}, "hits": []}
+            return SimpleNamespace(body={"hits": hits, "aggregations": {}})
+
+    client.app.state.es = Empty()  # type: ignore[attr-defined]
+    body = client.get(SEARCH.format(index="products")).json()
+    assert body["meta"]["page"]["size"] == 10 and body["links"]["self"].endswith("size=10")
