@@ -30,6 +30,9 @@ def base_app(title: str = "Headwater") -> FastAPI:
         description="Search over the shop, kept fresh from its change stream, and its live "
         "dashboards. Successes are `{data, meta, links}`; failures `{errors: [...]}`.",
         version=API_VERSION,
+        # A trailing slash is a 404 error document, not an undocumented 307 whose absolute
+        # Location is built from the client's Host header.
+        redirect_slashes=False,
     )
     app.add_middleware(request_id.RequestIdMiddleware)
     errors.install(app)
@@ -57,7 +60,6 @@ def create_app(
     app.state.streams = StreamsSettings()
     pipelines, bindings = resolve(settings)
     indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
-    app.state.indexes = indexes
     app.state.kafka = settings.kafka
     app.state.es = client(settings.elasticsearch, timeout_s=10)
     app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)

@@ -54,6 +54,10 @@ class UpdatesFeed:
         self.ds = ds
         self.state = DashboardState(retention_s=ds.retention_s)
         self.caught_up = asyncio.Event()
+        # Set while a consumer is connected; a wait for catch-up that timed out is not
+        # repeated until it is.
+        self.reached = asyncio.Event()
+        self._gave_up = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -76,10 +80,21 @@ class UpdatesFeed:
                 break
         return self.state.version
 
-    async def ready(self) -> None:
-        """Wait (a bounded time) until the topic has been read up to where it was at start."""
-        with contextlib.suppress(TimeoutError):
+    async def ready(self) -> bool:
+        """Whether the topic has been read up to where it was at start, waiting for it a
+        bounded time. Once a wait has timed out, later calls answer False at once until Kafka
+        has been reached again, so that a Kafka outage does not hold every request for the
+        whole timeout."""
+        if self.caught_up.is_set():
+            return True
+        if self._gave_up and not self.reached.is_set():
+            return False
+        try:
             await asyncio.wait_for(self.caught_up.wait(), self.ds.catch_up_timeout_s)
+        except TimeoutError:
+            self._gave_up = True
+            return False
+        return True
 
     def _wake(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
@@ -110,6 +125,7 @@ class UpdatesFeed:
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
+                self.reached.clear()
                 log.warning("dashboards feed: %s; reconnecting in 1s", exc)
                 await asyncio.sleep(1.0)
 
@@ -125,6 +141,7 @@ class UpdatesFeed:
         try:
             # Inside: a shutdown during a slow start (a SASL handshake) still closes it.
             await consumer.start()
+            self.reached.set()
             # `_ensure_topic` made it (or the workers did) with this many partitions.
             partitions = range(self.ds.updates_partitions)
             tps = [TopicPartition(self.ds.updates_topic, p) for p in partitions]
@@ -162,12 +179,18 @@ class UpdatesFeed:
             await consumer.stop()
 
 
+class DashboardLinks(envelope.Links):
+    """A dashboard's own links: its current values (`self`) and its live stream (`events`)."""
+
+    events: str
+
+
 class DashboardSummary(BaseModel):
     name: str
     title: str
     description: str
     panels: list[str]
-    links: dict[str, str]
+    links: DashboardLinks
 
 
 class DashboardSnapshot(BaseModel):
@@ -189,7 +212,8 @@ class DashboardsResponse(envelope.Envelope[list[DashboardSummary]]):
 
 
 class DashboardResponse(envelope.Envelope[DashboardSnapshot]):
-    pass
+    # Declared, or the response model would drop `events` from the answer.
+    links: DashboardLinks
 
 
 def _paths(name: str) -> dict[str, str]:
@@ -218,6 +242,16 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
         Path(description="A dashboard.", json_schema_extra={"enum": sorted(dashboards)}),
     ]
 
+    async def caught_up() -> None:
+        if not await feed.ready():
+            detail = (
+                "the dashboards' updates are not available (Kafka unreachable?); try again later"
+            )
+            raise errors.ApiError(
+                errors.Problem(503, "UPSTREAM_UNAVAILABLE", detail),
+                headers={"Retry-After": str(errors.RETRY_AFTER_S)},
+            )
+
     def find(name: str) -> Dashboard:
         dashboard = dashboards.get(name)
         if dashboard is None:
@@ -240,11 +274,11 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
         ]
         return envelope.ok(request, listed)
 
-    @api.get("/{name}", response_model=DashboardResponse, responses=errors.responses(404))
+    @api.get("/{name}", response_model=DashboardResponse, responses=errors.responses(404, 503))
     async def show_dashboard(request: Request, name: Name) -> dict[str, Any]:
         """A dashboard's current values and recent series."""
         dashboard = find(name)
-        await feed.ready()
+        await caught_up()
         return envelope.ok(request, feed.state.render(dashboard), events=_paths(name)["events"])
 
     @api.get(
@@ -256,15 +290,16 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
                 "dashboard (as `data` of GET /api/v1/dashboards/{name}), the first at once.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **errors.responses(404),
+            **errors.responses(404, 503),
         },
     )
     async def dashboard_events(request: Request, name: Name) -> EventSourceResponse:
         """The dashboard live: its current values on connect and after every change."""
         dashboard = find(name)
+        # Before the stream starts, so that an unavailable feed is a 503, not an empty 200.
+        await caught_up()
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            await feed.ready()
             version = feed.state.version
             snapshot = feed.state.render(dashboard)
             yield ServerSentEvent(

@@ -9,7 +9,8 @@ Which status:
 - 422: the parameters are well formed, but the index cannot answer them (text search on an
   index with no searchable field, suggestions from one with no suggest field, a query
   Elasticsearch refuses to run).
-- 503 with Retry-After: Elasticsearch (or, for readiness, any dependency) unavailable.
+- 503 with Retry-After: Elasticsearch unavailable, the dashboards' updates not read (Kafka
+  unreachable), or, for readiness, any dependency.
 - 500: anything unexpected, said without internals (they go to the log with the request id).
 401, 403, 409 and 429 have their codes here for the access control and rate limits to come.
 """
@@ -17,6 +18,7 @@ Which status:
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError as ElasticsearchApiError
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -183,13 +185,30 @@ def search_problem(exc: SearchError) -> Problem:
     return Problem(status, code, str(exc), {"parameter": exc.parameter} if exc.parameter else {})
 
 
+# What an Elasticsearch error type looks like (`search_phase_execution_exception`); anything
+# else in its place (a proxy's page, free text) is not repeated.
+_ERROR_TYPE = re.compile(r"[A-Za-z0-9_.]{1,100}")
+
+
+def elasticsearch_error_type(exc: Exception) -> str | None:
+    """The `error.type` of Elasticsearch's JSON answer, or None when there is no such name (a
+    connection failure, a body that is not Elasticsearch's JSON)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) and _ERROR_TYPE.fullmatch(kind) else None
+
+
 def elasticsearch_problem(exc: Exception) -> tuple[Problem, dict[str, str]]:
     """What to say when Elasticsearch failed: a query it refused is the request's (422);
     anything else means it is unavailable for now (503, try again later)."""
     retry = {"Retry-After": str(RETRY_AFTER_S)}
     if isinstance(exc, ElasticsearchApiError):
         if exc.meta.status == 400:
-            detail = f"Elasticsearch could not run this query ({exc.error})"
+            # Only the error's type: the rest of the body may be anything (the query echoed
+            # back, a proxy's page).
+            kind = elasticsearch_error_type(exc)
+            detail = "Elasticsearch could not run this query" + (f" ({kind})" if kind else "")
             return Problem(422, "UNPROCESSABLE", detail, {}), {}
         if exc.meta.status == 404:
             detail = "the index is not available (not built yet?); try again later"
@@ -240,9 +259,29 @@ async def _on_unknown_index(request: Request, exc: Exception) -> Response:
 
 
 async def _on_elasticsearch(request: Request, exc: Exception) -> Response:
-    log.warning("request %s: Elasticsearch: %s", request_id.of(request), exc)
+    # Not str(exc): it can hold the query, hence the user's text.
+    status = exc.meta.status if isinstance(exc, ElasticsearchApiError) else None
+    log.warning(
+        "request %s: Elasticsearch failed: %s, status %s, error type %s",
+        request_id.of(request),
+        type(exc).__name__,
+        status,
+        elasticsearch_error_type(exc),
+    )
     problem, headers = elasticsearch_problem(exc)
     return respond(request, [problem], headers)
+
+
+async def _on_response_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ResponseValidationError)
+    # Where and what kind only: the errors' inputs are the document's values.
+    where = "; ".join(
+        f"{'.'.join(str(part) for part in err.get('loc', ()))} ({err.get('type')})"
+        for err in exc.errors()
+    )
+    log.error("request %s: the answer failed validation: %s", request_id.of(request), where)
+    detail = f"unexpected error; quote request id {request_id.of(request)} when reporting it"
+    return respond(request, [Problem(500, "INTERNAL_ERROR", detail)])
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -260,6 +299,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownIndex, _on_unknown_index)
     app.add_exception_handler(ElasticsearchApiError, _on_elasticsearch)
     app.add_exception_handler(TransportError, _on_elasticsearch)
+    app.add_exception_handler(ResponseValidationError, _on_response_validation)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
@@ -281,8 +321,15 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries of the error statuses an operation can answer, all with the error
-    document (500 is added to every operation)."""
+    document (500 is added to every operation; 503 declares its Retry-After)."""
+    retry_after = {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer"},
+        }
+    }
     return {
         status: {"model": ErrorDocument, "description": _phrase(status)}
+        | ({"headers": retry_after} if status == 503 else {})
         for status in sorted({*statuses, 500})
     }

@@ -5,17 +5,22 @@ ready is a 503 error document, one error per problem."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, get_args
 
 import httpx
 from confluent_kafka.admin import AdminClient
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from api import envelope, errors
+from api import envelope, errors, request_id
 from headwater.settings import KafkaSettings
+from streams.status.logic import State
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])
+# The states a worker's page names; anything else it says is not repeated to the client.
+_WORKER_STATES = frozenset(get_args(State))
 
 
 class Live(BaseModel):
@@ -46,30 +51,43 @@ def live(request: Request) -> dict[str, Any]:
     return envelope.ok(request, {"status": "live"})
 
 
-def _kafka(kafka: KafkaSettings) -> str | None:
+# Problems are short fixed phrases: the exception text (addresses, broker and node names) goes
+# to the log with the request id, not to the client.
+
+
+def _kafka(kafka: KafkaSettings, rid: str) -> str | None:
     try:
         # {**...}: a dict typed as AdminClient's config, whose values may also be int or bool.
         AdminClient({**kafka.client_config()}).list_topics(timeout=2)
     except Exception as exc:
-        return f"kafka: {exc}"
+        log.warning("request %s: readiness: kafka: %s", rid, exc)
+        return "kafka unreachable"
     return None
 
 
-def _elasticsearch(es: Any) -> str | None:
+def _elasticsearch(es: Any, rid: str) -> str | None:
     try:
-        health = es.cluster.health(timeout="2s").body
+        # Bounded on the client's side too: the cluster's own `timeout` does not cover a
+        # connection that hangs.
+        health = es.options(request_timeout=2).cluster.health(timeout="2s").body
     except Exception as exc:
-        return f"elasticsearch: {exc}"
-    return None if health.get("status") in ("green", "yellow") else "elasticsearch: red"
+        log.warning("request %s: readiness: elasticsearch: %s", rid, exc)
+        return "elasticsearch unreachable"
+    status = health.get("status")
+    if status in ("green", "yellow"):
+        return None
+    log.warning("request %s: readiness: elasticsearch status %s", rid, status)
+    return "elasticsearch not ready (red)" if status == "red" else "elasticsearch not ready"
 
 
-def _worker(url: str) -> tuple[str | None, dict[str, Any]]:
-    """A worker's problem (None when ready) and what its page says of its lag: its state
-    (ok, busy, stalled; down when unreachable) and `lag` (records behind, oldest age)."""
+def _worker(number: int, url: str, rid: str) -> tuple[str | None, dict[str, Any]]:
+    """Worker `number`'s problem (None when ready) and what its page says of its lag: its
+    state (ok, busy, stalled; down when unreachable) and `lag` (records behind, oldest age)."""
     try:
         response = httpx.get(url, timeout=2)
     except httpx.HTTPError as exc:
-        return f"worker {url}: {exc}", {"url": url, "state": "down"}
+        log.warning("request %s: readiness: worker %d at %s: %s", rid, number, url, exc)
+        return f"worker {number} unreachable", {"url": url, "state": "down"}
     try:
         body = response.json()
     except ValueError:
@@ -77,18 +95,33 @@ def _worker(url: str) -> tuple[str | None, dict[str, Any]]:
     seen = {"url": url, "state": body.get("state"), "lag": body.get("lag")}
     if response.status_code == 200:
         return None, seen
-    return f"worker {url}: not ready ({body.get('state') or response.status_code})", seen
+    state = body.get("state")
+    log.warning(
+        "request %s: readiness: worker %d at %s answered %d (%s)",
+        rid,
+        number,
+        url,
+        response.status_code,
+        state,
+    )
+    reason = state if state in _WORKER_STATES else response.status_code
+    return f"worker {number} not ready ({reason})", seen
 
 
 @router.get("/ready", response_model=ReadyResponse, responses=errors.responses(503))
 def ready(request: Request) -> dict[str, Any]:
     state = request.app.state
     streams = state.streams
+    rid = request_id.of(request)
     workers = [
-        _worker(f"http://{streams.web_host}:{streams.worker_port(i)}/ready/")
+        _worker(i, f"http://{streams.web_host}:{streams.worker_port(i)}/ready/", rid)
         for i in range(state.api.workers)
     ]
-    problems = [_kafka(state.kafka), _elasticsearch(state.es), *(p for p, _ in workers)]
+    problems = [
+        _kafka(state.kafka, rid),
+        _elasticsearch(state.es, rid),
+        *(p for p, _ in workers),
+    ]
     failing = [p for p in problems if p]
     if failing:
         raise errors.ApiError(

@@ -4,18 +4,28 @@ completions. Refusals are raised (`indexers.search.SearchError`, `UnknownIndex`)
 `api.errors`."""
 
 # No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
-# which hold the declared indexes and the page size bound of the router being built, at
-# definition time.
+# which hold the declared indexes and the page size's bound and default of the router being
+# built, at definition time.
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api import envelope, errors
 from api.settings import ApiSettings
 from indexers.declared import DeclaredIndex, pick
-from indexers.search import MAX_WINDOW, search, suggest
+from indexers.search import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTERS,
+    MAX_PREFIX_LENGTH,
+    MAX_QUERY_LENGTH,
+    MAX_SORT_LENGTH,
+    MAX_SUGGESTIONS,
+    MAX_WINDOW,
+    search,
+    suggest,
+)
 
 
 class Hit(BaseModel):
@@ -45,7 +55,7 @@ class SuggestionsResponse(envelope.Envelope[list[str]]):
 
 
 def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
-    """The search routes over `indexes`; `api` bounds the page size."""
+    """The search routes over `indexes`; `api` bounds the page size and gives its default."""
     routes = APIRouter(prefix="/indexes", tags=["search"])
     # Documented as the declared names; any other answers 404 UNKNOWN_INDEX.
     Index = Annotated[
@@ -61,22 +71,25 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
     def search_index(
         request: Request,
         index: Index,
-        q: Annotated[str, Query(max_length=500, description="Words to look for.")] = "",
+        q: Annotated[
+            str, Query(max_length=MAX_QUERY_LENGTH, description="Words to look for.")
+        ] = "",
         filter: Annotated[
-            list[str] | None,
+            list[Annotated[str, Field(max_length=MAX_FILTER_LENGTH)]] | None,
             Query(
+                max_length=MAX_FILTERS,
                 description="field=value (e.g. category=books); repeat for more; "
-                "an empty one is no filter."
+                "an empty one is no filter.",
             ),
         ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_WINDOW)] = 1,
         size: Annotated[
-            int | None, Query(ge=1, le=api.max_size, description="Hits per page.")
-        ] = None,
+            int, Query(ge=1, le=api.max_size, description="Hits per page.")
+        ] = api.default_size,
         sort: Annotated[
             str,
             Query(
-                max_length=500,
+                max_length=MAX_SORT_LENGTH,
                 description="field:asc|desc, comma-separated for ties (e.g. price:desc,name); "
                 "default: relevance with q, the index's key without.",
             ),
@@ -84,7 +97,6 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
     ) -> dict[str, Any]:
         """One page of the hits of `q` and the filters, with the declared facets."""
         target = pick(indexes, index)
-        size = size or api.default_size
         found = search(
             request.app.state.es,
             target.alias,
@@ -111,9 +123,14 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         index: Index,
         prefix: Annotated[
             str,
-            Query(min_length=1, max_length=100, pattern=r"\S", description="What was typed."),
+            Query(
+                min_length=1,
+                max_length=MAX_PREFIX_LENGTH,
+                pattern=r"\S",
+                description="What was typed.",
+            ),
         ],
-        size: Annotated[int, Query(ge=1, le=20)] = 5,
+        size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5,
     ) -> dict[str, Any]:
         """Completions of what was typed so far, from the index's suggest fields."""
         target = pick(indexes, index)

@@ -13,6 +13,7 @@ asked (`NotSupported`), so the API can answer each with its own status.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,14 @@ from indexers.documents import INTERNAL
 from indexers.mapping import SUGGEST, filter_path
 
 MAX_WINDOW = 10_000  # Elasticsearch's default index.max_result_window
+# Bounds of what a client sends, checked here and declared by the HTTP API's parameters.
+MAX_QUERY_LENGTH = 500
+MAX_SORT_LENGTH = 500
+MAX_PREFIX_LENGTH = 100
+MAX_SUGGESTIONS = 20
+# Filters are repeated in every paging link, so their number and size are bounded too.
+MAX_FILTERS = 50
+MAX_FILTER_LENGTH = 200
 
 
 class SearchError(ValueError):
@@ -76,15 +85,36 @@ class Searchable:
     columns: tuple[str, ...]
 
 
-def _number(kind: str) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
+# The whole numbers each Elasticsearch integer type holds (bits of a signed integer).
+_INT_BITS = {"long": 64, "integer": 32, "short": 16}
+
+
+def _whole(es_type: str) -> Callable[[str], int]:
+    bound = 2 ** (_INT_BITS[es_type] - 1)
+
+    def parse(value: str) -> int:
         try:
-            return int(value) if kind == "int" else float(value)
+            number = int(value)
         except ValueError:
-            what = "a whole number" if kind == "int" else "a number"
-            raise BadFilter(f"needs {what}; got {value!r}") from None
+            raise BadFilter(f"needs a whole number; got {value!r}") from None
+        if not -bound <= number < bound:
+            raise BadFilter(
+                f"needs a whole number from {-bound} to {bound - 1} ({es_type}); got {value!r}"
+            )
+        return number
 
     return parse
+
+
+def _finite(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadFilter(f"needs a number; got {value!r}") from None
+    # NaN and infinities (also from overflow, as 1e999) are not values a field can hold.
+    if not math.isfinite(number):
+        raise BadFilter(f"needs a finite number; got {value!r}")
+    return number
 
 
 def _boolean(value: str) -> bool:
@@ -94,10 +124,10 @@ def _boolean(value: str) -> bool:
 
 
 def _parser(es_type: str) -> Callable[[str], Any]:
-    if es_type in ("long", "integer", "short"):
-        return _number("int")
+    if es_type in _INT_BITS:
+        return _whole(es_type)
     if es_type in ("double", "float", "scaled_float"):
-        return _number("float")
+        return _finite
     if es_type == "boolean":
         return _boolean
     return str
@@ -147,6 +177,8 @@ def sortable(declaration: IndexDeclaration) -> dict[str, str]:
 def parse_sort(declaration: IndexDeclaration, raw: str) -> list[dict[str, str]]:
     """`field:asc|desc` (the direction defaults to asc), comma-separated for ties, as
     Elasticsearch sort clauses on the indexed paths; blank means the default order."""
+    if len(raw) > MAX_SORT_LENGTH:
+        raise BadSort(f"sort must be at most {MAX_SORT_LENGTH} characters")
     allowed = sortable(declaration)
     clauses: list[dict[str, str]] = []
     for item in (part.strip() for part in raw.split(",")):
@@ -169,9 +201,13 @@ def parse_filters(declaration: IndexDeclaration, raw: Sequence[str]) -> dict[str
 
     Keys of the result are the indexed paths to filter on.
     """
+    if len(raw) > MAX_FILTERS:
+        raise BadFilter(f"at most {MAX_FILTERS} filters; got {len(raw)}")
     allowed = searchable(declaration).filters
     parsed: dict[str, list[Any]] = {}
     for item in raw:
+        if len(item) > MAX_FILTER_LENGTH:
+            raise BadFilter(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
         if not item.strip():
             continue
         sep = "=" if "=" in item else ":"
@@ -241,8 +277,8 @@ def build_query(
             f"got {page} * {size} = {page * size}"
         )
     text = q.strip()
-    if len(text) > 500:
-        raise SearchError("q must be at most 500 characters", "q")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise SearchError(f"q must be at most {MAX_QUERY_LENGTH} characters", "q")
     if text and not spec.fields:
         raise NotSupported(
             f"{declaration.name} declares no searchable field; use filters only", "q"
@@ -323,10 +359,12 @@ def suggest_query(declaration: IndexDeclaration, prefix: str, size: int) -> dict
     if not spec.suggest:
         raise NotSupported(f"{declaration.name} declares no suggest field", "prefix")
     text = prefix.strip()
-    if not text or len(text) > 100:
-        raise SearchError("prefix must be 1 to 100 characters, not only spaces", "prefix")
-    if not 1 <= size <= 20:
-        raise BadPaging(f"size must be between 1 and 20; got {size}", "size")
+    if not text or len(text) > MAX_PREFIX_LENGTH:
+        raise SearchError(
+            f"prefix must be 1 to {MAX_PREFIX_LENGTH} characters, not only spaces", "prefix"
+        )
+    if not 1 <= size <= MAX_SUGGESTIONS:
+        raise BadPaging(f"size must be between 1 and {MAX_SUGGESTIONS}; got {size}", "size")
     return {
         "query": {
             "multi_match": {

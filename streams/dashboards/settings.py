@@ -37,5 +37,6 @@ class DashboardSettings(_Component):
     # `retry` tells the browser how soon to reconnect.
     heartbeat_s: float = 10.0
     reconnect_ms: int = 1000
-    # How long the API waits, on its first request, to read the updates topic up to its end.
+    # How long the API waits, on its first request, to read the updates topic up to its end;
+    # past it, a dashboard is a 503 (at once, until Kafka is reached again).
     catch_up_timeout_s: float = 20.0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,7 +13,13 @@ from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
 from api import errors
+from api.app import create_app
+from api.request_id import HEADER
 from indexers.search import BadFilter, BadPaging, BadSort, NotSupported, SearchError
 
 
@@ -116,3 +125,79 @@ def test_declared_error_responses_always_include_500() -> None:
     declared = errors.responses(404, 400)
     assert list(declared) == [400, 404, 500]
     assert all(entry["model"] is errors.ErrorDocument for entry in declared.values())
+
+
+def test_a_refusal_whose_body_is_not_elasticsearchs_json_says_a_fixed_phrase() -> None:
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
+    page = "<html><body>proxy at 10.0.0.7 refused alice@example.com</body></html>"
+    for body in (page, {"error": page}, {"error": {"type": page}}, {"error": {"type": 7}}):
+        problem, _ = errors.elasticsearch_problem(ApiError(page, meta, body))
+        assert (problem.status, problem.detail) == (422, "Elasticsearch could not run this query")
+
+
+class _FailingEs:
+    """Elasticsearch as the routes see it, answering every search with `answer` (raised when
+    it is an exception)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def search(self, **params: Any) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return SimpleNamespace(body=self.answer)
+
+
+def _app_with(es: Any) -> TestClient:
+    app = create_app()
+    app.state.es = es
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptureFixture) -> None:
+    email = "alice@example.com"
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
+    body = {"error": {"type": "query_shard_exception", "reason": f"failed on [{email}]"}}
+    refused = ApiError(f"query_shard_exception: failed on [{email}]", meta, body)
+    unreachable = ConnectionError(f"refused while searching for {email} at es:9200")
+    for exc, status in ((refused, 422), (unreachable, 503)):
+        caplog.clear()
+        client = _app_with(_FailingEs(exc))
+        with caplog.at_level(logging.WARNING, logger="api.errors"):
+            response = client.get(
+                "/api/v1/indexes/products/search", params={"q": email}, headers={HEADER: "req_es"}
+            )
+        assert response.status_code == status and email not in response.text
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "api.errors"]
+        assert email not in line and "req_es" in line and type(exc).__name__ in line
+
+
+def test_the_elasticsearch_failure_log_names_status_and_error_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
+    body = {"error": {"type": "query_shard_exception"}}
+    client = _app_with(_FailingEs(ApiError("secret query", meta, body)))
+    with caplog.at_level(logging.WARNING, logger="api.errors"):
+        client.get("/api/v1/indexes/products/search", headers={HEADER: "req_es"})
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.errors"]
+    assert line == (
+        "request req_es: Elasticsearch failed: ApiError, status 400, "
+        "error type query_shard_exception"
+    )
+
+
+def test_an_answer_failing_validation_logs_where_not_the_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    value = "bob@example.com"
+    hit = {"_id": "1", "_score": value, "_source": {"name": "kettle"}}
+    answer = {"hits": {"total": {"value": 1}, "hits": [hit]}, "aggregations": {}}
+    client = _app_with(_FailingEs(answer))
+    with caplog.at_level(logging.INFO):
+        response = client.get("/api/v1/indexes/products/search", headers={HEADER: "req_bad"})
+    assert response.status_code == 500 and value not in response.text
+    assert response.json()["errors"][0]["code"] == "INTERNAL_ERROR"
+    text = caplog.text
+    assert value not in text
+    assert "req_bad" in text and "response.data.hits.0.score (float_parsing)" in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -12,8 +14,12 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.settings import ApiSettings
 from headwater.pipelines.declarations import Pipelines
 from indexers.search import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTERS,
+    BadFilter,
     BadSort,
     SearchError,
     build_query,
@@ -36,6 +42,11 @@ def client() -> TestClient:
         ("products", {"filter": "colour=red"}, "BAD_FILTER", "filter", "on 'colour'"),
         ("products", {"filter": "category"}, "BAD_FILTER", "filter", "like field=value"),
         ("reviews", {"filter": "rating=five"}, "BAD_FILTER", "filter", "needs a whole number"),
+        ("products", {"filter": "price=nan"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "price=1e999"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "price=-inf"}, "BAD_FILTER", "filter", "needs a finite number"),
+        ("products", {"filter": "id=9223372036854775808"}, "BAD_FILTER", "filter", "(long)"),
+        ("products", {"filter": "stock=2147483648"}, "BAD_FILTER", "filter", "(integer)"),
         ("products", {"sort": "colour:asc"}, "BAD_SORT", "sort", "cannot sort products on"),
         ("products", {"sort": "price:up"}, "BAD_SORT", "sort", "asc or desc"),
         ("products", {"size": "0"}, "VALIDATION_ERROR", "size", "size"),
@@ -44,12 +55,14 @@ def client() -> TestClient:
         ("products", {"page": "abc"}, "VALIDATION_ERROR", "page", "page"),
         ("products", {"page": "200", "size": "100"}, "VALIDATION_ERROR", "page", "at most 10000"),
         ("products", {"q": "x" * 501}, "VALIDATION_ERROR", "q", "q"),
+        ("products", {"filter": ["brand=a"] * 51}, "VALIDATION_ERROR", "filter", "at most 50"),
+        ("products", {"filter": "brand=" + "a" * 195}, "VALIDATION_ERROR", "filter", "200"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
     client: TestClient,
     index: str,
-    params: dict[str, str],
+    params: dict[str, str | list[str]],
     code: str,
     parameter: str,
     message: str,
@@ -99,6 +112,13 @@ def test_the_old_unversioned_routes_are_gone(client: TestClient) -> None:
         assert response.json()["errors"][0]["code"] == "NOT_FOUND"
 
 
+def test_a_trailing_slash_is_a_404_error_document_not_a_redirect(client: TestClient) -> None:
+    for path in ("/api/v1/dashboards/", "/health/live/", "/api/v1/indexes/products/search/"):
+        response = client.get(path, follow_redirects=False, headers={"host": "evil.example"})
+        assert response.status_code == 404 and "location" not in response.headers
+        assert response.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
 def test_live(client: TestClient) -> None:
     body = client.get("/health/live").json()
     assert body["data"] == {"status": "live"}
@@ -143,6 +163,39 @@ def test_an_empty_filter_is_no_filter(shop: Pipelines) -> None:
     assert parse_filters(shop.index("products"), ["", "  ", "brand=Acme"]) == {
         "brand.raw": ["Acme"]
     }
+
+
+def test_number_filters_hold_only_what_the_field_can(shop: Pipelines) -> None:
+    products, reviews = shop.index("products"), shop.index("reviews")
+    assert parse_filters(products, ["id=-9223372036854775808", "id=9223372036854775807"]) == {
+        "id": [-(2**63), 2**63 - 1]
+    }
+    assert parse_filters(products, ["price=1e308"]) == {"price": [1e308]}
+    for item in ("price=nan", "price=NaN", "price=inf", "price=Infinity", "price=1e999"):
+        with pytest.raises(BadFilter, match="finite"):
+            parse_filters(products, [item])
+    with pytest.raises(BadFilter, match="-9223372036854775808 to 9223372036854775807"):
+        parse_filters(products, ["id=-9223372036854775809"])
+    assert parse_filters(reviews, ["rating=5"]) == {"rating": [5]}
+    with pytest.raises(BadFilter, match=r"\(short\)"):
+        parse_filters(reviews, ["rating=32768"])
+
+
+def test_filters_are_bounded_in_number_and_length(shop: Pipelines) -> None:
+    products = shop.index("products")
+    assert parse_filters(products, ["brand=a"] * MAX_FILTERS) == {"brand.raw": ["a"] * 50}
+    with pytest.raises(BadFilter, match="at most 50 filters; got 51"):
+        parse_filters(products, ["brand=a"] * (MAX_FILTERS + 1))
+    with pytest.raises(BadFilter, match="at most 200 characters"):
+        parse_filters(products, ["brand=" + "a" * (MAX_FILTER_LENGTH - 5)])
+
+
+def test_the_document_declares_the_filter_bounds(client: TestClient) -> None:
+    search = client.get("/openapi.json").json()["paths"][SEARCH.format(index="{index}")]
+    (param,) = [p for p in search["get"]["parameters"] if p["name"] == "filter"]
+    array = param["schema"]["anyOf"][0]
+    assert array["maxItems"] == MAX_FILTERS == 50
+    assert array["items"]["maxLength"] == MAX_FILTER_LENGTH == 200
 
 
 def test_user_text_is_only_ever_a_match_string(shop: Pipelines) -> None:
@@ -197,3 +250,20 @@ def test_suggestions_need_a_prefix_and_a_suggest_field(client: TestClient) -> No
     assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["code"] == "UNPROCESSABLE" and "no suggest field" in error["detail"]
+
+
+def test_size_is_a_plain_integer_defaulting_to_the_settings(client: TestClient) -> None:
+    search = client.get("/openapi.json").json()["paths"][SEARCH.format(index="{index}")]
+    (param,) = [p for p in search["get"]["parameters"] if p["name"] == "size"]
+    assert param["schema"]["type"] == "integer" and "anyOf" not in param["schema"]
+    assert param["schema"]["default"] == ApiSettings().default_size == 10
+
+    class Empty:
+        def search(self, **params: Any) -> Any:
+            assert params["size"] == 10
+            hits = {"total": {"value": 0}, "hits": []}
+            return SimpleNamespace(body={"hits": hits, "aggregations": {}})
+
+    client.app.state.es = Empty()  # type: ignore[attr-defined]
+    body = client.get(SEARCH.format(index="products")).json()
+    assert body["meta"]["page"]["size"] == 10 and body["links"]["self"].endswith("size=10")
