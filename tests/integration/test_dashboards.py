@@ -19,6 +19,7 @@ from confluent_kafka import Consumer
 from headwater.settings import Settings
 from streams.dashboards import synthetic
 from streams.dashboards.harness import ApiServer, Sandbox, panel, wait_for
+from streams.dashboards.tables import order_key_partition
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -271,12 +272,12 @@ def test_orders_deleted_while_a_snapshot_was_due_are_retracted(sandbox: Sandbox)
         kept = [i for i in range(1, 10) if i not in (2, 5)]
         send([synthetic.order(i, lsn=10**6, at=now, total="10.00", op="r") for i in kept])
         orders_settle_at(api, 9.0, 90.0)  # nothing to tell yet: the snapshot may go on
-        # Streaming resumes: a new order in every partition (this producer's partitioner is
-        # not Debezium's, so each goes to its partition by name).
-        for partition in range(partitions):
-            key, value = synthetic.order(100 + partition, lsn=10**7, at=now, total="1.00")
-            producer.produce(sandbox.topic("orders"), key=key, value=value, partition=partition)
-        producer.flush()
+        # Streaming resumes: a new order in every partition.
+        new_ids: dict[int, int] = {}
+        for order_id in range(100, 200):
+            new_ids.setdefault(order_key_partition(order_id, partitions), order_id)
+        assert len(new_ids) == partitions
+        send([synthetic.order(i, lsn=10**6 + i, at=now, total="1.00") for i in new_ids.values()])
         orders_settle_at(api, 7.0 + partitions, 70.0 + partitions)
 
 
