@@ -103,23 +103,6 @@ class OrderStates:
         bucket[str(order_id)] = state.to_json()
         self.dirty.add(key)
 
-    def vanished(self, snapshot_lsn: int) -> list[Delta]:
-        """Retract every order of this partition that the snapshot at `snapshot_lsn` did not
-        read again (`logic.vanished`); one look at the partition's buckets per snapshot."""
-        prefix = f"{self.partition}/"
-        for key in [k for k in self.table if str(k).startswith(prefix)]:
-            if key not in self.buckets:
-                self.buckets[key] = dict(self.table.get(key) or {})
-        deltas: list[Delta] = []
-        for key, bucket in self.buckets.items():
-            for order_id, raw in bucket.items():
-                out = logic.vanished(OrderState.from_json(raw), snapshot_lsn)
-                if out is not None and out.state is not None:
-                    bucket[order_id] = out.state.to_json()
-                    self.dirty.add(key)
-                    deltas.extend(out.deltas)
-        return deltas
-
     def write(self) -> None:
         for key in self.dirty:
             self.table[key] = self.buckets[key]
@@ -232,7 +215,6 @@ class PartitionBatch:
 
     orders: OrderStates
     facts: SeenFacts
-    live: bool = True  # False: records redriven from dead letters (older than the live ones)
 
 
 Handler = Callable[[ChangeEvent, Progress, PartitionBatch], Handled]
@@ -358,7 +340,6 @@ def register(
                 state = PartitionBatch(
                     OrderStates(tables.order_state, partition),
                     SeenFacts(tables.seen_facts, partition, progress, seen),
-                    live,
                 )
                 deltas: list[Delta] = []
                 for record in records:
@@ -399,17 +380,10 @@ def register(
         if change.table != "orders":
             raise MalformedEvent(f"expected an orders change, got {change.table!r}")
         order_id = logic.order_id_of(change)
-        swept: list[Delta] = []
-        if change.op == "r":
-            progress.snapshot_lsn = max(progress.snapshot_lsn, change.lsn)
-        elif progress.snapshot_lsn and state.live:
-            # The snapshot's reads in this partition are over: what it did not read is gone.
-            swept = orders.vanished(progress.snapshot_lsn)
-            progress.snapshot_lsn = 0
         out = logic.apply_order(orders.get(order_id), change, progress, lateness_ms)
         if out.state is not None:
             orders.put(order_id, out.state)
-        return swept + out.deltas, out.at_ms, out.dropped
+        return out.deltas, out.at_ms, out.dropped
 
     def handle_line(change: ChangeEvent, progress: Progress, state: PartitionBatch) -> Handled:
         orders = state.orders

@@ -20,9 +20,6 @@ How a change becomes numbers:
   (`r`). The ids of the facts counted within the allowed lateness are kept (`SeenFacts` in
   the agents), and a change that may be such a copy (`Progress.may_repeat`) is looked up there.
   Older facts are dropped as late anyway.
-- a new snapshot carries no deletes: in each partition every snapshot read comes before the
-  first change streamed after it, so when that change arrives, the orders whose state is older
-  than the snapshot were not read again and are retracted as deleted (`vanished`).
 """
 
 from __future__ import annotations
@@ -162,8 +159,7 @@ class Progress:
     Kafka delivers it again after a restart (its offset was not committed yet), and it is
     skipped instead of being counted twice. `last_commit_lsn` and `last_lsn` are the streaming
     position of the last change taken (`ChangeEvent.position`); `seen_first` and `seen_next`
-    number the live entries of the partition's seen facts (`SeenFacts`); `snapshot_lsn` marks a
-    snapshot being read."""
+    number the live entries of the partition's seen facts (`SeenFacts`)."""
 
     watermark_ms: int = 0
     events: int = 0
@@ -175,9 +171,6 @@ class Progress:
     last_lsn: int = 0
     seen_first: int = 0
     seen_next: int = 0
-    # The LSN of a snapshot being read in this partition (0: none): once a streamed change
-    # follows it, every order the snapshot did not read again was deleted (`vanished`).
-    snapshot_lsn: int = 0
 
     def is_late(self, at_ms: int, lateness_ms: int) -> bool:
         return self.watermark_ms > 0 and at_ms < self.watermark_ms - lateness_ms
@@ -229,7 +222,6 @@ class Progress:
             "last_lsn": self.last_lsn,
             "seen_first": self.seen_first,
             "seen_next": self.seen_next,
-            "snapshot_lsn": self.snapshot_lsn,
         }
 
     @classmethod
@@ -401,18 +393,6 @@ def apply_line(
     new = replace(state, lines={**state.lines, line_id: fact})
     dropped = 1 if previous is None and not counted else 0
     return Outcome(new, difference(contribution(state), contribution(new)), created_ms, dropped)
-
-
-def vanished(state: OrderState, snapshot_lsn: int) -> Outcome | None:
-    """An order a new snapshot (at `snapshot_lsn`) did not read again: it was deleted before
-    the snapshot, while its delete could not be streamed (a lost replication slot). None when
-    the order is no such one: the snapshot read it (its LSN is not below the snapshot's), a
-    later change came since, or it is known deleted already."""
-    order = state.order
-    if order is None or order.deleted or order.lsn >= snapshot_lsn:
-        return None
-    new = replace(state, order=replace(order, deleted=True, lsn=snapshot_lsn))
-    return Outcome(new, difference(contribution(state), contribution(new)), order.created_ms)
 
 
 def order_id_of(event: ChangeEvent) -> int:

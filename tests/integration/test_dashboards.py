@@ -19,7 +19,6 @@ from confluent_kafka import Consumer
 from headwater.settings import Settings
 from streams.dashboards import synthetic
 from streams.dashboards.harness import ApiServer, Sandbox, panel, wait_for
-from streams.dashboards.tables import order_key_partition
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -238,47 +237,6 @@ def test_facts_sent_again_or_read_again_by_a_new_snapshot_count_once(sandbox: Sa
         sandbox.start_worker("successor")
         send([snapshot_read(i) for i in range(1, 32)])
         page_views_settle_at(api, 31.0)
-
-
-def test_orders_deleted_while_a_snapshot_was_due_are_retracted(sandbox: Sandbox) -> None:
-    """A lost replication slot: orders deleted before the new snapshot never arrive as deletes.
-    The snapshot reads the others again; once a streamed change follows it in a partition, the
-    orders the snapshot did not read are retracted there."""
-    now = datetime.now(UTC).replace(second=20, microsecond=0)
-    producer = sandbox.producer()
-    partitions = sandbox.dashboard_settings.source_partitions
-
-    def send(records: list[synthetic.Record]) -> None:
-        for key, value in records:
-            producer.produce(sandbox.topic("orders"), key=key, value=value)
-        producer.flush()
-
-    def orders_settle_at(api: ApiServer, count: float, revenue: float) -> None:
-        def settled(s: dict) -> bool:
-            return (_value(s, "orders_this_minute"), _value(s, "revenue_this_minute")) == (
-                count,
-                revenue,
-            )
-
-        wait_for(api, "sales", settled)
-        time.sleep(3.0)
-        assert settled(api.dashboard("sales"))
-
-    sandbox.start_worker()
-    with ApiServer(sandbox.kafka_settings, sandbox.dashboard_settings) as api:
-        send([synthetic.order(i, lsn=100 * i, at=now, total="10.00") for i in range(1, 10)])
-        orders_settle_at(api, 9.0, 90.0)
-        # The slot is lost; 2 and 5 are deleted meanwhile; the new snapshot reads the rest.
-        kept = [i for i in range(1, 10) if i not in (2, 5)]
-        send([synthetic.order(i, lsn=10**6, at=now, total="10.00", op="r") for i in kept])
-        orders_settle_at(api, 9.0, 90.0)  # nothing to tell yet: the snapshot may go on
-        # Streaming resumes: a new order in every partition.
-        new_ids: dict[int, int] = {}
-        for order_id in range(100, 200):
-            new_ids.setdefault(order_key_partition(order_id, partitions), order_id)
-        assert len(new_ids) == partitions
-        send([synthetic.order(i, lsn=10**6 + i, at=now, total="1.00") for i in new_ids.values()])
-        orders_settle_at(api, 7.0 + partitions, 70.0 + partitions)
 
 
 def _dead_letters(sandbox: Sandbox, topic: str, expected: int) -> list[dict]:

@@ -131,23 +131,3 @@ def test_a_large_batch_writes_its_seen_facts_in_entries_of_bounded_size() -> Non
     ]
     assert (progress.seen_first, progress.seen_next) == (0, 3)
     assert _fold(table, SeenCache(), progress, facts[-2:], lateness=10**6) == []
-
-
-def test_orders_a_snapshot_did_not_read_again_are_retracted_in_their_partition_only() -> None:
-    table: dict = {}
-    mine = OrderStates(table, 1)
-    mine.put(1, _state(5))
-    mine.put(ORDERS_PER_BUCKET + 1, _state(7))
-    mine.put(2, _state(60))  # read again by the snapshot (or changed since)
-    mine.write()
-    theirs = OrderStates(table, 2)
-    theirs.put(3, _state(5))
-    theirs.write()
-    sweep = OrderStates(table, 1)
-    deltas = sweep.vanished(50)
-    sweep.write()
-    assert sorted(d.value for d in deltas if d.metric == "orders") == [-1.0, -1.0]
-    again = OrderStates(table, 1)
-    assert again.get(1).order.deleted and again.get(ORDERS_PER_BUCKET + 1).order.deleted
-    assert not again.get(2).order.deleted
-    assert not OrderStates(table, 2).get(3).order.deleted

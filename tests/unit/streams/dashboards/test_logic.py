@@ -319,17 +319,3 @@ def test_progress_keeps_its_bookkeeping_apart_from_what_it_publishes() -> None:
 def test_fact_ids_name_single_and_composite_keys() -> None:
     assert logic.fact_id({"id": 42}) == "42"
     assert logic.fact_id({"tenant": "a", "id": 42}) == "a|42"
-
-
-def test_an_order_a_new_snapshot_did_not_read_again_is_retracted() -> None:
-    counted = logic.apply_order(OrderState(), order(10), Progress(), MIN).state
-    assert counted is not None
-    gone = logic.vanished(counted, snapshot_lsn=50)
-    assert gone is not None and gone.state is not None
-    assert gone.state.order is not None and gone.state.order.deleted
-    assert totals(gone.deltas) == {("orders", None): -1.0, ("revenue", None): -40.0}
-    # Read again by the snapshot (its LSN), changed since, or known deleted: left alone.
-    read_again = logic.apply_order(counted, order(50, op="r"), Progress(), MIN).state
-    assert read_again is not None and logic.vanished(read_again, snapshot_lsn=50) is None
-    assert logic.vanished(gone.state, snapshot_lsn=60) is None
-    assert logic.vanished(OrderState(), snapshot_lsn=50) is None
