@@ -147,6 +147,11 @@ class ConnectClient:
         """Forget where a stopped connector was: it starts from scratch when resumed."""
         self.call("DELETE", f"/connectors/{name}/offsets")
 
+    def offsets(self, name: str) -> list[dict[str, Any]]:
+        """The connector's committed source offsets (`[{partition, offset}]`)."""
+        result = self.call("GET", f"/connectors/{name}/offsets")
+        return list((result or {}).get("offsets") or [])
+
     def wait_state(self, name: str, state: str, timeout_s: float) -> None:
         """Poll until the connector itself is in `state` (STOPPED, PAUSED, ...)."""
         deadline = time.monotonic() + timeout_s

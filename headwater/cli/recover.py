@@ -1,5 +1,5 @@
 """`headwater connectors resnapshot`: bring a source back after its place in the WAL was lost,
-and the search indexes it feeds with it (a snapshot carries no deletes; a rebuild does)."""
+with the deletes its new snapshot cannot carry, and rebuild the search indexes it feeds."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ def resnapshot(
     with ConnectClient(settings.connect.url) as client:
         try:
             done = start_over(
-                client, settings.postgres, name, settings.connect.apply_timeout_s, console.print
+                client,
+                settings.postgres,
+                settings.kafka,
+                name,
+                settings.connect.apply_timeout_s,
+                console.print,
             )
         except ConnectError as exc:
             fail(str(exc))
