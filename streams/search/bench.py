@@ -224,12 +224,17 @@ def _ensure_worker(settings: Settings, streams: StreamsSettings) -> _Workers:
     return _Workers([port], [proc.pid], proc, log)
 
 
+# Records a worker may still have to read and be caught up (those of a commit interval).
+CAUGHT_UP_RECORDS = 100
+
+
 def _wait_caught_up(
     streams: StreamsSettings, workers: _Workers, progress: Progress, timeout_s: float = 900.0
 ) -> float:
     """Wait until every worker has worked off what was waiting in its topics (its readiness
-    says its lag is "ok" twice in a row): a worker still reading a backlog would make every
-    figure of the run a figure of that backlog. Seconds waited."""
+    says its lag is "ok" and it is at most `CAUGHT_UP_RECORDS` behind, twice in a row): a
+    worker still reading a backlog would make every figure of the run one of that backlog.
+    Seconds waited."""
     start = last_said = time.monotonic()
     in_a_row = 0
     while in_a_row < 2:
@@ -240,7 +245,11 @@ def _wait_caught_up(
                 lags.append(body["lag"])
             except (httpx.HTTPError, ValueError, KeyError):
                 lags.append({"state": "unknown", "behind": 0, "lag_ms": 0.0})
-        in_a_row = in_a_row + 1 if all(lag["state"] == "ok" for lag in lags) else 0
+        # "ok" alone is not enough: a worker reading a backlog fast has a young oldest record.
+        caught_up = all(lag["state"] == "ok" for lag in lags) and (
+            sum(int(lag["behind"]) for lag in lags) <= CAUGHT_UP_RECORDS
+        )
+        in_a_row = in_a_row + 1 if caught_up else 0
         waited = time.monotonic() - start
         if waited > timeout_s:
             raise RuntimeError(
