@@ -664,10 +664,22 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
         outcome.notes.append(f"{outcome.unhandled} of {expected} bad records not dead-lettered")
     outcome.dashboard_cells = (run.dashboards or {}).get("equal", 0)
     run.notes.append(f"dashboards: {outcome.dashboard_cells} cells equal to the source")
+    if not outcome.dashboard_cells:
+        # A reconcile that compared no cell proves nothing about the dashboards.
+        run.broken.append("the dashboards had nothing to compare with the source")
     outcome.notes.extend(run.notes)
     outcome.broken = run.broken
     outcome.notes.extend(f"broken: {promise}" for promise in run.broken)
     return outcome
+
+
+def _next_window_start(step_s: int, now: float | None = None) -> float:
+    """The next start of a `step_s` window. The dashboards are compared for the windows that
+    begin after the run's worker started (it read none of the events before); beginning the run
+    on a minute, the windows of every scenario are compared, the first ones' included (a run
+    begun mid-minute had none before its fourth scenario)."""
+    now = time.time() if now is None else now
+    return float(-(-now // step_s) * step_s)
 
 
 @contextlib.contextmanager
@@ -691,7 +703,8 @@ def chaos_run(settings: Settings, hold_s: float, short: bool, logs: Path) -> Ite
     worker.start()
     try:
         time.sleep(2)  # the new group settles at the end of the topics
-        run.started = time.time()
+        run.started = _next_window_start(60)
+        time.sleep(max(0.0, run.started - time.time()))
         reindex_under_writes(run)  # the indexes from a source snapshot
         yield run
     finally:
@@ -736,9 +749,6 @@ def chaos(
                 f"  {'ok' if outcome.ok else 'FAILED'}: lost {outcome.lost}, stale "
                 f"{outcome.stale}, extra {outcome.extra}, recovered in {outcome.recovery_s} s"
             )
-    if outcomes and not any(o.dashboard_cells for o in outcomes):
-        # A reconcile that never compared a cell proves nothing about the dashboards.
-        outcomes[-1].broken.append("the dashboards had nothing to compare with the source")
     result = [{**asdict(o), "ok": o.ok} for o in outcomes]
     saved = save_result(settings.stack.data_dir / "results", "chaos", result)
     if as_json:

@@ -14,6 +14,7 @@ from headwater.cli.chaos import (
     Outcome,
     _absent_id,
     _hot_column,
+    _next_window_start,
     _wrong_type_change,
 )
 from headwater.pipelines.declarations import IndexDeclaration, Pipelines
@@ -94,3 +95,8 @@ def test_the_shops_indexes_have_a_wrong_type_change(shop: Pipelines) -> None:
     wrong = [c for c, v in made[1].items() if isinstance(v, str) and v.startswith("\u0000")]
     assert len(wrong) == 1
     assert index.shaper.shape({**made[1], wrong[0]: None}).id
+
+
+def test_a_run_begins_on_the_next_minute() -> None:
+    assert _next_window_start(60, 1_000_000.5) == 1_000_020.0
+    assert _next_window_start(60, 1_000_020.0) == 1_000_020.0
