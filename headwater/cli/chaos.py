@@ -98,6 +98,7 @@ class Run:
     dashboards: dict[str, Any] | None = None  # the last reconcile of its dashboards
     notes: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # where the last reconcile differed
 
     def indexes(self) -> dict[str, Any]:
         from connectors.sources import resolve
@@ -563,16 +564,19 @@ def _reconcile(run: Run, settle_s: float, published: bool = True) -> tuple[bool,
     es = run.es()
     counts = {"lost": 0, "stale": 0, "extra": 0}
     clean = True
+    run.differences = []
     for index in run.indexes().values():
         report = verify(index.dsn, es, index.spec, index.shaper, settle_s)
         clean = clean and report.ok
         kinds = [m.kind for m in report.mismatches + report.in_flight]
+        run.differences += [f"{index.name}: {m.kind} {m.id}" for m in report.mismatches[:3]]
         counts["lost"] += kinds.count("missing")
         counts["stale"] += kinds.count("stale")
         counts["extra"] += kinds.count("extra")
     dashboards = run.dashboards = _dashboards(run, settle_s)
     if dashboards is None:
         return clean and not published, counts
+    run.differences += [f"dashboards: {d}" for d in dashboards.get("samples", [])]
     counts["lost"] += dashboards["missing"]
     counts["stale"] += dashboards["differs"]
     counts["extra"] += dashboards["extra"]
@@ -652,6 +656,7 @@ def run_scenario(run: Run, scenario: Scenario, rate: float, lead_s: float) -> Ou
     outcome.recovery_s = None if waited is None else round(waited, 1)
     if waited is None:
         _, counts = _reconcile(run, settle_s=5.0)
+        run.notes.extend(f"differs: {d}" for d in run.differences)
     outcome.lost, outcome.stale, outcome.extra = counts["lost"], counts["stale"], counts["extra"]
     after = run.worker.counters()
     outcome.duplicates = after.get("stale_skipped", 0) - before.get("stale_skipped", 0)

@@ -184,4 +184,9 @@ def reconcile_dashboards(
         cells=cells,
         settle_s=settle_s,
     )
-    return {**report.counts(), "dropped": sum(report.dropped.values())}
+    # A few of the differences, so a failure says where it is (table, metric, window, member).
+    samples = [
+        f"{c.status} {'/'.join(str(k) for k in c.key)}: dashboard {c.dashboard}, source {c.source}"
+        for c in report.differences[:3]
+    ]
+    return {**report.counts(), "dropped": sum(report.dropped.values()), "samples": samples}
