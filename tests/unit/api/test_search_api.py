@@ -83,7 +83,9 @@ def test_an_unknown_index_is_404_naming_the_known_ones(client: TestClient) -> No
     assert error["detail"] == "unknown index 'orders'; known: products, reviews"
 
 
-def test_openapi_document_lists_the_versioned_routes_and_health(client: TestClient) -> None:
+def test_openapi_document_lists_the_versioned_routes_health_and_metrics(
+    client: TestClient,
+) -> None:
     document = client.get("/openapi.json").json()
     assert document["info"]["version"] == "1.0.0"
     paths = document["paths"]
@@ -95,6 +97,7 @@ def test_openapi_document_lists_the_versioned_routes_and_health(client: TestClie
         "/api/v1/dashboards/{name}/events",
         "/health/live",
         "/health/ready",
+        "/metrics",
     } == paths.keys()
     search = paths["/api/v1/indexes/{index}/search"]["get"]
     assert set(search["responses"]) == {"200", "400", "404", "422", "500", "503"}
