@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from headwater.settings import _Component, _config
 
 
@@ -15,6 +17,12 @@ class ApiSettings(_Component):
     max_size: int = 100
     # `/health/ready` asks each worker's web endpoint; this many workers are expected.
     workers: int = 1
+    # uvicorn worker processes serving the API (`api.serve`); over 1, metrics are summed
+    # across them through a multiprocess directory.
+    processes: int = Field(default=1, ge=1)
+    log_level: str = "info"
+    # One line per request (uvicorn's access log, with the request id, masked).
+    access_log: bool = True
 
     @property
     def url(self) -> str:
