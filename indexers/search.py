@@ -331,6 +331,27 @@ def shape_response(response: dict[str, Any], page: int, size: int) -> dict[str, 
     }
 
 
+def search_body(
+    declaration: IndexDeclaration,
+    q: str = "",
+    filters: Sequence[str] = (),
+    page: int = 1,
+    size: int = 10,
+    max_size: int = 100,
+    sort: str = "",
+) -> dict[str, Any]:
+    """The query body of a search request as clients send it (raw filters and sort)."""
+    return build_query(
+        declaration,
+        q,
+        parse_filters(declaration, filters),
+        page,
+        size,
+        max_size,
+        parse_sort(declaration, sort),
+    )
+
+
 def search(
     es: Elasticsearch,
     alias: str,
@@ -342,15 +363,7 @@ def search(
     max_size: int = 100,
     sort: str = "",
 ) -> dict[str, Any]:
-    body = build_query(
-        declaration,
-        q,
-        parse_filters(declaration, filters),
-        page,
-        size,
-        max_size,
-        parse_sort(declaration, sort),
-    )
+    body = search_body(declaration, q, filters, page, size, max_size, sort)
     return shape_response(es.search(index=alias, **client_params(body)).body, page, size)
 
 
@@ -382,8 +395,20 @@ def suggest(
     es: Elasticsearch, alias: str, declaration: IndexDeclaration, prefix: str, size: int = 5
 ) -> list[str]:
     """Distinct values of the suggest fields that start with the words typed so far."""
-    body = suggest_query(declaration, prefix, size)
-    hits = es.search(index=alias, **client_params({**body, "from": 0})).body["hits"]["hits"]
+    body = suggest_body(declaration, prefix, size)
+    hits = es.search(index=alias, **client_params(body)).body["hits"]["hits"]
+    return suggestions(declaration, hits, size)
+
+
+def suggest_body(declaration: IndexDeclaration, prefix: str, size: int = 5) -> dict[str, Any]:
+    """The query body of a suggestions request."""
+    return {**suggest_query(declaration, prefix, size), "from": 0}
+
+
+def suggestions(
+    declaration: IndexDeclaration, hits: Sequence[dict[str, Any]], size: int
+) -> list[str]:
+    """The distinct suggest-field values of `hits`, in order, at most `size`."""
     fields = searchable(declaration).suggest
     seen: dict[str, None] = {}
     for hit in hits:
