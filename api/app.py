@@ -63,6 +63,7 @@ def create_app(
     indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
     app.state.kafka = settings.kafka
     app.state.es = client(settings.elasticsearch, timeout_s=10)
+    app.state.search_es = search.client(settings.elasticsearch)
     app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)
     app.include_router(health.router)
     add_dashboards(app, settings.kafka, dashboard_settings or DashboardSettings())

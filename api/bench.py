@@ -37,7 +37,14 @@ import orjson
 
 from headwater.pipelines.declarations import IndexDeclaration
 from headwater.settings import Settings
-from indexers.search import search_body, searchable, sortable, suggest_body
+from indexers.search import (
+    SEARCH_FILTER_PATH,
+    SUGGEST_FILTER_PATH,
+    search_body,
+    searchable,
+    sortable,
+    suggest_body,
+)
 
 Progress = Callable[[str], None]
 
@@ -128,6 +135,7 @@ def es_request(query: Query, declaration: IndexDeclaration, max_size: int) -> tu
     params = dict(query.params)
     if query.route == "suggestions":
         body = suggest_body(declaration, params["prefix"], int(params["size"]))
+        filter_path = SUGGEST_FILTER_PATH
     else:
         body = search_body(
             declaration,
@@ -138,7 +146,8 @@ def es_request(query: Query, declaration: IndexDeclaration, max_size: int) -> tu
             max_size,
             params.get("sort", ""),
         )
-    return "", orjson.dumps(body)
+        filter_path = SEARCH_FILTER_PATH
+    return urlencode({"filter_path": filter_path}), orjson.dumps(body)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -179,7 +188,7 @@ def goal(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report_rows(result: dict[str, Any]) -> list[list[str]]:
-    """clients, API req/s p50 p95 p99, ES req/s p50 p95 p99, API/ES, cores (API, ES)."""
+    """One row per step, as `COLUMNS` names them."""
     rows = []
     for s in result["steps"]:
         api, es, cores = s["api"], s["elasticsearch"], s["cores"]
@@ -187,13 +196,9 @@ def report_rows(result: dict[str, Any]) -> list[list[str]]:
             [
                 str(s["clients"]),
                 f"{api['rps']:,.0f}",
-                f"{api['p50_ms']:.1f}",
-                f"{api['p95_ms']:.1f}",
-                f"{api['p99_ms']:.1f}",
+                f"{api['p50_ms']:.1f} / {api['p95_ms']:.1f} / {api['p99_ms']:.1f}",
                 f"{es['rps']:,.0f}",
-                f"{es['p50_ms']:.1f}",
-                f"{es['p95_ms']:.1f}",
-                f"{es['p99_ms']:.1f}",
+                f"{es['p50_ms']:.1f} / {es['p95_ms']:.1f} / {es['p99_ms']:.1f}",
                 f"{s['ratio']:.0%}",
                 f"{cores.get('api', 0):.2f} / {cores.get('elasticsearch', 0):.2f} / "
                 f"{cores.get('bench client', 0):.2f}",
@@ -206,13 +211,9 @@ def report_rows(result: dict[str, Any]) -> list[list[str]]:
 COLUMNS = [
     "clients",
     "API req/s",
-    "p50",
-    "p95",
-    "p99",
+    "API p50 / p95 / p99 ms",
     "ES req/s",
-    "p50",
-    "p95",
-    "p99",
+    "ES p50 / p95 / p99 ms",
     "API/ES",
     "cores API / ES / client",
     "errors",

@@ -79,7 +79,7 @@ def _elasticsearch(es: Any, rid: str) -> str | None:
     try:
         # Bounded on the client's side too: the cluster's own `timeout` does not cover a
         # connection that hangs.
-        health = es.options(request_timeout=2).cluster.health(timeout="2s").body
+        health = es.options(request_timeout=2, opaque_id=rid).cluster.health(timeout="2s").body
     except Exception as exc:
         log.warning("request %s: readiness: elasticsearch: %s", rid, exc)
         return "elasticsearch unreachable"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from headwater.pipelines.declarations import IndexDeclaration
 from indexers.documents import INTERNAL
@@ -33,6 +33,20 @@ MAX_SUGGESTIONS = 20
 # Filters are repeated in every paging link, so their number and size are bounded too.
 MAX_FILTERS = 50
 MAX_FILTER_LENGTH = 200
+# What of Elasticsearch's answers is read (`filter_path`): less to send, parse and keep.
+# Elasticsearch then leaves out empty arrays (no hits, a facet without buckets) and objects.
+SEARCH_FILTER_PATH = ",".join(
+    (
+        "hits.total.value",
+        "hits.hits._id",
+        "hits.hits._score",
+        "hits.hits._source",
+        "hits.hits.highlight",
+        "aggregations.*.buckets.key",
+        "aggregations.*.buckets.doc_count",
+    )
+)
+SUGGEST_FILTER_PATH = "hits.hits._source"
 
 
 class SearchError(ValueError):
@@ -309,25 +323,30 @@ def build_query(
     return body
 
 
-def shape_response(response: dict[str, Any], page: int, size: int) -> dict[str, Any]:
-    hits = response["hits"]
+def shape_response(
+    response: dict[str, Any], page: int, size: int, facets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Elasticsearch's answer (whole, or cut by `SEARCH_FILTER_PATH`) as plain results; every
+    facet of `facets` is there, with no buckets if the answer had none."""
+    hits = response.get("hits", {})
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in facets} | {
+        name: [{"value": b["key"], "count": b["doc_count"]} for b in agg.get("buckets", ())]
+        for name, agg in response.get("aggregations", {}).items()
+    }
     return {
-        "total": hits["total"]["value"],
+        "total": hits.get("total", {}).get("value", 0),
         "page": page,
         "size": size,
         "hits": [
             {
                 "id": hit["_id"],
                 "score": hit.get("_score"),
-                "source": hit["_source"],
+                "source": hit.get("_source", {}),
                 "highlights": hit.get("highlight", {}),
             }
-            for hit in hits["hits"]
+            for hit in hits.get("hits", ())
         ],
-        "facets": {
-            name: [{"value": b["key"], "count": b["doc_count"]} for b in agg["buckets"]]
-            for name, agg in response.get("aggregations", {}).items()
-        },
+        "facets": found,
     }
 
 
@@ -364,7 +383,25 @@ def search(
     sort: str = "",
 ) -> dict[str, Any]:
     body = search_body(declaration, q, filters, page, size, max_size, sort)
-    return shape_response(es.search(index=alias, **client_params(body)).body, page, size)
+    response = es.search(index=alias, filter_path=SEARCH_FILTER_PATH, **client_params(body))
+    return shape_response(response.body, page, size, tuple(searchable(declaration).facets))
+
+
+async def search_async(
+    es: AsyncElasticsearch,
+    alias: str,
+    declaration: IndexDeclaration,
+    q: str = "",
+    filters: Sequence[str] = (),
+    page: int = 1,
+    size: int = 10,
+    max_size: int = 100,
+    sort: str = "",
+) -> dict[str, Any]:
+    """`search` with the asyncio client (the HTTP API's)."""
+    body = search_body(declaration, q, filters, page, size, max_size, sort)
+    response = await es.search(index=alias, filter_path=SEARCH_FILTER_PATH, **client_params(body))
+    return shape_response(response.body, page, size, tuple(searchable(declaration).facets))
 
 
 def suggest_query(declaration: IndexDeclaration, prefix: str, size: int) -> dict[str, Any]:
@@ -396,8 +433,17 @@ def suggest(
 ) -> list[str]:
     """Distinct values of the suggest fields that start with the words typed so far."""
     body = suggest_body(declaration, prefix, size)
-    hits = es.search(index=alias, **client_params(body)).body["hits"]["hits"]
-    return suggestions(declaration, hits, size)
+    response = es.search(index=alias, filter_path=SUGGEST_FILTER_PATH, **client_params(body))
+    return suggestions(declaration, response.body.get("hits", {}).get("hits", []), size)
+
+
+async def suggest_async(
+    es: AsyncElasticsearch, alias: str, declaration: IndexDeclaration, prefix: str, size: int = 5
+) -> list[str]:
+    """`suggest` with the asyncio client (the HTTP API's)."""
+    body = suggest_body(declaration, prefix, size)
+    response = await es.search(index=alias, filter_path=SUGGEST_FILTER_PATH, **client_params(body))
+    return suggestions(declaration, response.body.get("hits", {}).get("hits", []), size)
 
 
 def suggest_body(declaration: IndexDeclaration, prefix: str, size: int = 5) -> dict[str, Any]:
@@ -413,7 +459,7 @@ def suggestions(
     seen: dict[str, None] = {}
     for hit in hits:
         for name in fields:
-            value = hit["_source"].get(name)
+            value = hit.get("_source", {}).get(name)
             if isinstance(value, str):
                 seen.setdefault(value, None)
     return list(seen)[:size]

@@ -99,4 +99,4 @@ def test_the_goal_is_judged_at_eight_clients() -> None:
 def test_report_rows_have_one_cell_per_column() -> None:
     rows = bench.report_rows({"steps": [step(8, 19.5, 0.85)]})
     assert len(rows[0]) == len(bench.COLUMNS)
-    assert rows[0][0] == "8" and rows[0][9] == "85%"
+    assert rows[0][0] == "8" and rows[0][2] == "5.0 / 19.5 / 30.0" and rows[0][5] == "85%"

@@ -95,4 +95,4 @@ def test_the_elasticsearch_check_is_bounded_by_a_request_timeout() -> None:
             return self
 
     assert health._elasticsearch(Es(), "req_1") == "elasticsearch not ready (red)"
-    assert seen == {"request_timeout": 2, "timeout": "2s"}
+    assert seen == {"request_timeout": 2, "opaque_id": "req_1", "timeout": "2s"}
