@@ -68,7 +68,10 @@ def create_app(
     app.include_router(health.router)
     add_dashboards(app, settings.kafka, dashboard_settings or DashboardSettings())
     # Last: the outermost middleware, so that it counts what any other one refuses.
-    metrics.install(app, lag.pipeline_lag(settings, app.state.streams, app.state.api.workers))
+    api, streams = app.state.api, app.state.streams
+    metrics.install(
+        app, lag.pipeline_lag(settings, streams, api.workers, api.metrics_lag_max_age_s)
+    )
     return app
 
 

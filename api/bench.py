@@ -21,10 +21,6 @@ import asyncio
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,9 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import orjson
 
+from api.serve import ServedApi
 from headwater.pipelines.declarations import IndexDeclaration
 from headwater.settings import Settings
 from indexers.search import (
@@ -286,57 +282,6 @@ def drive(
     return uvloop.run(_drive(target, clients, warmup_s, duration_s, client_options))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ApiProcess:
-    """`python -m api.serve` on a free port, its output to `log`, metrics in a directory of
-    its own; stopped (the whole process group) on exit."""
-
-    def __init__(self, log: Path, processes: int) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log, self.processes = log, processes
-        self._metrics_dir = tempfile.TemporaryDirectory(prefix="hw-bench-metrics-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ApiProcess:
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir.name}
-        args = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1"]
-        args += ["--port", str(self.port), "--processes", str(self.processes)]
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the API exited ({self.proc.returncode}); see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/health/live", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError(f"the API did not answer in 90 s; see {self.log}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self._metrics_dir.cleanup()
-
-
 def _sample(settings: Settings, alias: str, declaration: IndexDeclaration) -> dict[str, Any]:
     """Documents of the index (a seeded random sample), its facets' values, its doc count."""
     from indexers.catalog import client
@@ -471,7 +416,7 @@ def run(
         measured = measure(api_url.rstrip("/"), None)
     else:
         log = bench_dir / "search-api.log"
-        with ApiProcess(log, processes) as server:
+        with ServedApi(log, processes) as server:
             progress(f"API started at {server.url} ({processes} process(es)); log {log}")
             assert server.proc is not None
             time.sleep(2)  # its dashboards feed reads the updates topic at start

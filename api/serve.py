@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from api.logs import log_config
 from api.settings import ApiSettings
@@ -66,6 +74,57 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     uvicorn.run(APP, **uvicorn_options(api))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServedApi:
+    """`python -m api.serve` as a child process on a free port (for the search benchmark and
+    the tests): its output to `log`, its metrics in a directory of its own, `env` over this
+    process's environment; stopped, all its processes, on exit."""
+
+    def __init__(self, log: Path, processes: int = 1, env: Mapping[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log, self.processes, self.env = log, processes, dict(env or {})
+        self._metrics_dir = tempfile.TemporaryDirectory(prefix="hw-api-metrics-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServedApi:
+        env = {**os.environ, MULTIPROCESS_ENV: self._metrics_dir.name, **self.env}
+        args = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1"]
+        args += ["--port", str(self.port), "--processes", str(self.processes)]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited ({self.proc.returncode}); see {self.log}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.__exit__()
+        raise RuntimeError(f"the API did not answer in 90 s; see {self.log}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._metrics_dir.cleanup()
 
 
 if __name__ == "__main__":

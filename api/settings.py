@@ -23,6 +23,8 @@ class ApiSettings(_Component):
     log_level: str = "info"
     # One line per request (uvicorn's access log, with the request id, masked).
     access_log: bool = True
+    # `/metrics` looks at the pipeline's lag at most this often (a look costs a few queries).
+    metrics_lag_max_age_s: float = Field(default=10.0, gt=0.0)
 
     @property
     def url(self) -> str:
