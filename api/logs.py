@@ -50,9 +50,8 @@ class MaskingFilter(logging.Filter):
             record.msg = masking.mask_text(record.msg)
         if record.args:
             record.args = masking.mask_value(record.args)
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD:
-                setattr(record, key, masking.mask_value(value))
+        for key in vars(record).keys() - _STANDARD:
+            setattr(record, key, masking.mask_value(getattr(record, key)))
         if record.exc_info and not record.exc_text:
             record.exc_text = masking.mask_text(
                 "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")

@@ -64,9 +64,15 @@ def mask_text(text: str) -> str:
             return match.group(0)
         return f"{quote}{key}{quote}{sep}{vquote}{MASK}{vquote}"
 
-    masked = _QUOTED_FIELD.sub(quoted_field, text)
-    masked = _QUERY_FIELD.sub(query_field, masked)
-    return _EMAIL.sub(EMAIL_MASK, masked)
+    # Each pattern only where its anchor character is: most lines have none of them.
+    masked = text
+    if '"' in masked or "'" in masked:
+        masked = _QUOTED_FIELD.sub(quoted_field, masked)
+    if "=" in masked:
+        masked = _QUERY_FIELD.sub(query_field, masked)
+    if "@" in masked or "%40" in masked:
+        masked = _EMAIL.sub(EMAIL_MASK, masked)
+    return masked
 
 
 def mask_value(value: Any) -> Any:

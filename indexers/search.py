@@ -13,10 +13,12 @@ asked (`NotSupported`), so the API can answer each with its own status.
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
@@ -77,6 +79,26 @@ class BadPaging(SearchError):
 
 class NotSupported(SearchError):
     """The parameters are well formed, but this index declares nothing that could answer them."""
+
+
+R = TypeVar("R")
+
+
+def per_declaration(derive: Callable[[IndexDeclaration], R]) -> Callable[[IndexDeclaration], R]:
+    """`derive`, computed once per declaration object: what a declaration allows is read on
+    every request, and deriving it costs more than the rest of building the query. (Keyed by
+    identity, as declarations are not hashable; one is loaded once and never changed.)"""
+    cache: dict[int, tuple[weakref.ref[IndexDeclaration], R]] = {}
+
+    @functools.wraps(derive)
+    def cached(declaration: IndexDeclaration) -> R:
+        found = cache.get(id(declaration))
+        if found is None or found[0]() is not declaration:
+            found = (weakref.ref(declaration), derive(declaration))
+            cache[id(declaration)] = found
+        return found[1]
+
+    return cached
 
 
 # Elasticsearch types whose values sort (doc values): exact values, numbers, dates, booleans.
@@ -147,6 +169,7 @@ def _parser(es_type: str) -> Callable[[str], Any]:
     return str
 
 
+@per_declaration
 def searchable(declaration: IndexDeclaration) -> Searchable:
     fields = declaration.fields
     search = tuple(
@@ -173,6 +196,7 @@ def searchable(declaration: IndexDeclaration) -> Searchable:
     )
 
 
+@per_declaration
 def sortable(declaration: IndexDeclaration) -> dict[str, str]:
     """Field -> indexed path of every field a client may sort on: the declared sort keys,
     filters and facets (exact values) and the summary figures that are numbers or dates."""
