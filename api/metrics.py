@@ -34,10 +34,20 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 
 
 def route_label(scope: Scope) -> str:
-    """The template of the route that served the request (as declared, with its `{params}`),
-    or `unmatched`."""
-    path = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+    """The template of the route that served the request (as declared, with its `{params}`,
+    under the prefixes of the routers it was included in), or `unmatched`.
+
+    The route in the scope may carry its path without the prefixes of the routers including
+    it (FastAPI's own route object); those prefixes hold no parameters here, so they are the
+    request path's segments before the route's own."""
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str) or not template:
+        return UNMATCHED
+    own = template.strip("/").split("/")
+    path = str(scope.get("path", "")).strip("/").split("/")
+    if ("{" in template and ":path}" in template) or len(path) <= len(own):
+        return template
+    return "/" + "/".join([*path[: len(path) - len(own)], *own])
 
 
 def status_class(status: int) -> str:

@@ -37,7 +37,7 @@ class RecordingProxy:
 
     def __init__(self, settings: Settings) -> None:
         self.seen: list[tuple[str, str, dict[str, str]]] = []
-        upstream = httpx.Client(
+        self.upstream = upstream = httpx.Client(
             base_url=settings.elasticsearch.url,
             timeout=30,
             **settings.elasticsearch.httpx_options(),
@@ -87,6 +87,8 @@ def proxy(stack: Settings) -> Iterator[RecordingProxy]:
     recording.thread.start()
     yield recording
     recording.server.shutdown()
+    recording.server.server_close()
+    recording.upstream.close()
 
 
 @pytest.fixture(scope="module")

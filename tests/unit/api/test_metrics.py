@@ -13,6 +13,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+from fastapi import APIRouter
+
 from api import metrics
 from api.app import base_app
 from api.lag import PipelineLag, families
@@ -26,6 +28,15 @@ from streams.status.logic import Row
             {"route": SimpleNamespace(path="/api/v1/indexes/{index}/search")},
             "/api/v1/indexes/{index}/search",
         ),
+        (
+            # FastAPI's route of an included router: its path without the prefix.
+            {
+                "route": SimpleNamespace(path="/indexes/{index}/search"),
+                "path": "/api/v1/indexes/products/search",
+            },
+            "/api/v1/indexes/{index}/search",
+        ),
+        ({"route": SimpleNamespace(path="/metrics"), "path": "/metrics"}, "/metrics"),
         ({"path": "/api/v1/indexes/products/search"}, metrics.UNMATCHED),
         ({"route": SimpleNamespace(path="")}, metrics.UNMATCHED),
         ({"route": object()}, metrics.UNMATCHED),
@@ -59,6 +70,14 @@ def test_requests_are_counted_per_route_template_and_status_class(
     def item(item: int) -> dict[str, int]:
         return {"item": item}
 
+    included = APIRouter(prefix="/things")
+
+    @included.get("/{thing}/parts")
+    def parts(thing: str) -> list[str]:
+        return []
+
+    app.include_router(included, prefix="/api/v9")
+
     @app.get("/boom")
     def boom() -> None:
         raise RuntimeError("boom")
@@ -68,6 +87,7 @@ def test_requests_are_counted_per_route_template_and_status_class(
     for number in range(3):
         client.get(f"/items/{number}")
     client.get("/items/not-a-number")
+    client.get("/api/v9/things/kettle/parts")
     client.get("/nowhere/1")
     client.get("/nowhere/2")
     client.get("/boom")
@@ -82,6 +102,7 @@ def test_requests_are_counted_per_route_template_and_status_class(
 
     assert count("/items/{item}", "2xx") == 3
     assert count("/items/{item}", "4xx") == 1
+    assert count("/api/v9/things/{thing}/parts", "2xx") == 1
     assert count(metrics.UNMATCHED, "4xx") == 2
     assert count("/boom", "5xx") == 1
     assert not any("/items/1" in str(key) or "/nowhere" in str(key) for key in found)
