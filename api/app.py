@@ -1,5 +1,6 @@
 """The HTTP service: search and the dashboards under `/api/v1`, health probes under `/health`,
-the dashboards page under `/ui`, with its OpenAPI document (`/openapi.json`, `/docs`).
+Prometheus metrics at `/metrics`, the dashboards page under `/ui`, with its OpenAPI document
+(`/openapi.json`, `/docs`).
 
 uvicorn api.app:create_app --factory --host 127.0.0.1 --port 8000
 """
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import dashboards, envelope, errors, health, request_id, search
+from api import dashboards, envelope, errors, health, lag, metrics, request_id, search
 from api.settings import ApiSettings
 from connectors.sources import resolve
 from headwater.settings import KafkaSettings, Settings
@@ -62,9 +63,15 @@ def create_app(
     indexes = declared_indexes(pipelines, bindings, settings.indexes.prefix)
     app.state.kafka = settings.kafka
     app.state.es = client(settings.elasticsearch, timeout_s=10)
+    app.state.search_es = search.client(settings.elasticsearch)
     app.include_router(search.router(indexes, app.state.api), prefix=envelope.PREFIX)
     app.include_router(health.router)
     add_dashboards(app, settings.kafka, dashboard_settings or DashboardSettings())
+    # Last: the outermost middleware, so that it counts what any other one refuses.
+    api, streams = app.state.api, app.state.streams
+    metrics.install(
+        app, lag.pipeline_lag(settings, streams, api.workers, api.metrics_lag_max_age_s)
+    )
     return app
 
 

@@ -244,6 +244,8 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
 
     async def caught_up() -> None:
         if not await feed.ready():
+            # With the request's id (`api.logs`), as every line logged while serving it.
+            log.warning("dashboards: the updates feed has not caught up; answering 503")
             detail = (
                 "the dashboards' updates are not available (Kafka unreachable?); try again later"
             )
@@ -302,17 +304,28 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
         async def events() -> AsyncIterator[ServerSentEvent]:
             version = feed.state.version
             snapshot = feed.state.render(dashboard)
-            yield ServerSentEvent(
-                data=json.dumps(snapshot), event="update", id=str(version), retry=ds.reconnect_ms
-            )
-            while True:
-                version = await feed.wait_changed(version, timeout=ds.heartbeat_s)
-                if await request.is_disconnected():
-                    return
-                if snapshot.get("version") == version:
-                    continue
-                snapshot = feed.state.render(dashboard)
-                yield ServerSentEvent(data=json.dumps(snapshot), event="update", id=str(version))
+            sent = 1
+            log.info("dashboards: %s stream opened at version %d", name, version)
+            try:
+                yield ServerSentEvent(
+                    data=json.dumps(snapshot),
+                    event="update",
+                    id=str(version),
+                    retry=ds.reconnect_ms,
+                )
+                while True:
+                    version = await feed.wait_changed(version, timeout=ds.heartbeat_s)
+                    if await request.is_disconnected():
+                        return
+                    if snapshot.get("version") == version:
+                        continue
+                    snapshot = feed.state.render(dashboard)
+                    sent += 1
+                    yield ServerSentEvent(
+                        data=json.dumps(snapshot), event="update", id=str(version)
+                    )
+            finally:
+                log.info("dashboards: %s stream closed after %d update(s)", name, sent)
 
         return EventSourceResponse(events(), ping=ds.heartbeat_s)
 

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import envelope, request_id
+from api import envelope, logs, request_id
 from indexers.declared import UnknownIndex
 from indexers.search import BadFilter, BadSort, NotSupported, SearchError
 
@@ -285,7 +285,12 @@ async def _on_response_validation(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("request %s: unexpected error", request_id.of(request), exc_info=exc)
+    # One line: the type and where, not the message or a traceback (they can quote the
+    # request's data). The server logs the exception once more (re-raised after this answer);
+    # `api.logs` reduces that to one line too.
+    log.error(
+        "request %s: unexpected error: %s", request_id.of(request), logs.exception_summary(exc)
+    )
     detail = f"unexpected error; quote request id {request_id.of(request)} when reporting it"
     return respond(request, [Problem(500, "INTERNAL_ERROR", detail)])
 

@@ -1,7 +1,8 @@
 """Liveness and readiness, at `/health/live` and `/health/ready` (operators' probes, outside
 the versioned API): ready only when Kafka, Elasticsearch and every stream worker are; the
 readiness body carries each worker's own lag state (busy is ready, stalled is not), and not
-ready is a 503 error document, one error per problem."""
+ready is a 503 error document, one error per problem. Workers are named ("worker 0"), never
+by their address."""
 
 from __future__ import annotations
 
@@ -27,10 +28,19 @@ class Live(BaseModel):
     status: str
 
 
+class WorkerLag(BaseModel):
+    """What a worker's own page says of its lag."""
+
+    state: str | None = None
+    behind: int | None = None
+    lagMs: float | None = None
+    reason: str | None = None
+
+
 class WorkerSeen(BaseModel):
-    url: str
+    name: str
     state: str | None
-    lag: dict[str, Any] | None = None
+    lag: WorkerLag | None = None
 
 
 class Ready(BaseModel):
@@ -69,7 +79,7 @@ def _elasticsearch(es: Any, rid: str) -> str | None:
     try:
         # Bounded on the client's side too: the cluster's own `timeout` does not cover a
         # connection that hangs.
-        health = es.options(request_timeout=2).cluster.health(timeout="2s").body
+        health = es.options(request_timeout=2, opaque_id=rid).cluster.health(timeout="2s").body
     except Exception as exc:
         log.warning("request %s: readiness: elasticsearch: %s", rid, exc)
         return "elasticsearch unreachable"
@@ -80,19 +90,33 @@ def _elasticsearch(es: Any, rid: str) -> str | None:
     return "elasticsearch not ready (red)" if status == "red" else "elasticsearch not ready"
 
 
+def worker_lag(lag: Any) -> dict[str, Any] | None:
+    """A worker page's `lag` in the API's terms (camelCase), its unknown keys left out."""
+    if not isinstance(lag, dict):
+        return None
+    return {
+        "state": lag.get("state"),
+        "behind": lag.get("behind"),
+        "lagMs": lag.get("lag_ms"),
+        "reason": lag.get("reason"),
+    }
+
+
 def _worker(number: int, url: str, rid: str) -> tuple[str | None, dict[str, Any]]:
     """Worker `number`'s problem (None when ready) and what its page says of its lag: its
-    state (ok, busy, stalled; down when unreachable) and `lag` (records behind, oldest age)."""
+    state (ok, busy, stalled; down when unreachable) and `lag` (records behind, oldest age).
+    The address is logged, not answered."""
+    name = f"worker {number}"
     try:
         response = httpx.get(url, timeout=2)
     except httpx.HTTPError as exc:
         log.warning("request %s: readiness: worker %d at %s: %s", rid, number, url, exc)
-        return f"worker {number} unreachable", {"url": url, "state": "down"}
+        return f"{name} unreachable", {"name": name, "state": "down"}
     try:
         body = response.json()
     except ValueError:
         body = {}
-    seen = {"url": url, "state": body.get("state"), "lag": body.get("lag")}
+    seen = {"name": name, "state": body.get("state"), "lag": worker_lag(body.get("lag"))}
     if response.status_code == 200:
         return None, seen
     state = body.get("state")

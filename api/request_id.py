@@ -1,5 +1,7 @@
 """The request id of every response: the client's `X-Request-ID` when it is a sane token, else
-a new one; kept in the request's state and echoed in the response header.
+a new one; kept in the request's state, echoed in the response header, and set in `current`
+for what the request causes: every log line (`api.logs`), the `X-Opaque-Id` of the
+Elasticsearch calls made for it.
 
 One pure ASGI middleware (not `BaseHTTPMiddleware`, which buffers and would hold back the
 dashboards' Server-Sent Events). The error handlers read the id from the request state too,
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -20,6 +23,11 @@ HEADER = "X-Request-ID"
 MAX_LENGTH = 128
 # Letters, digits and a few separators: safe in a header, a log line and a JSON string.
 _SANE = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_LENGTH}}}$")
+# The id of the request being served, in its task and what it runs (threads of the pool,
+# tasks it starts). Set by the middleware and not reset: each request is served in a task of
+# its own, and the server's own lines after the application returned (an exception it
+# re-raised) still name it.
+current: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def sanitise(value: str | None) -> str | None:
@@ -39,6 +47,7 @@ def of(request: Request) -> str:
     if not isinstance(found, str):
         found = new_id()
         request.state.request_id = found
+        current.set(found)
     return found
 
 
@@ -53,6 +62,7 @@ class RequestIdMiddleware:
         request = Request(scope)
         request_id = sanitise(request.headers.get(HEADER)) or new_id()
         request.state.request_id = request_id
+        current.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

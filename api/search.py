@@ -1,19 +1,30 @@
 """`GET /api/v1/indexes/{index}/search` and `.../suggestions` on any declared index (through
 its alias): hits, highlights, the declared facets and total, paged and sorted; prefix
 completions. Refusals are raised (`indexers.search.SearchError`, `UnknownIndex`) and shaped by
-`api.errors`."""
+`api.errors`.
+
+The hot path of the service, so: the asyncio Elasticsearch client (no thread per request),
+only the parts of Elasticsearch's answers that are read (`filter_path`), answers written with
+orjson without validating them again (they are built here, in the shape of the documented
+models), and each Elasticsearch request labelled with the request id (`X-Opaque-Id`, in
+Elasticsearch's tasks and slow logs)."""
 
 # No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
 # which hold the declared indexes and the page size's bound and default of the router being
 # built, at definition time.
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from elasticsearch import AsyncElasticsearch
+from elasticsearch.serializer import OrjsonSerializer
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from api import envelope, errors
+from api import envelope, errors, request_id
 from api.settings import ApiSettings
+from headwater.settings import ElasticsearchSettings
 from indexers.declared import DeclaredIndex, pick
 from indexers.search import (
     MAX_FILTER_LENGTH,
@@ -23,9 +34,30 @@ from indexers.search import (
     MAX_SORT_LENGTH,
     MAX_SUGGESTIONS,
     MAX_WINDOW,
-    search,
-    suggest,
+    search_async,
+    suggest_async,
 )
+
+# Connections kept to each Elasticsearch node: above the concurrent requests one process
+# serves, so none waits for a connection.
+CONNECTIONS = 32
+
+
+def client(es: ElasticsearchSettings, timeout_s: float = 10.0) -> AsyncElasticsearch:
+    """The asyncio client of the search routes (aiohttp, orjson); `app.state.search_es`."""
+    return AsyncElasticsearch(
+        es.url,
+        **es.client_options(),
+        request_timeout=timeout_s,
+        connections_per_node=CONNECTIONS,
+        serializer=OrjsonSerializer(),
+    )
+
+
+def _es(request: Request) -> AsyncElasticsearch:
+    """The app's client, its requests labelled with this request's id."""
+    es: AsyncElasticsearch = request.app.state.search_es
+    return es.options(opaque_id=request_id.of(request))
 
 
 class Hit(BaseModel):
@@ -56,7 +88,15 @@ class SuggestionsResponse(envelope.Envelope[list[str]]):
 
 def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
     """The search routes over `indexes`; `api` bounds the page size and gives its default."""
-    routes = APIRouter(prefix="/indexes", tags=["search"])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await app.state.search_es.close()
+
+    routes = APIRouter(prefix="/indexes", tags=["search"], lifespan=lifespan)
     # Documented as the declared names; any other answers 404 UNKNOWN_INDEX.
     Index = Annotated[
         str,
@@ -68,7 +108,7 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         response_model=SearchResponse,
         responses=errors.responses(400, 404, 422, 503),
     )
-    def search_index(
+    async def search_index(
         request: Request,
         index: Index,
         q: Annotated[
@@ -94,11 +134,11 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
                 "default: relevance with q, the index's key without.",
             ),
         ] = "",
-    ) -> dict[str, Any]:
+    ) -> envelope.JSON:
         """One page of the hits of `q` and the filters, with the declared facets."""
         target = pick(indexes, index)
-        found = search(
-            request.app.state.es,
+        found = await search_async(
+            _es(request),
             target.alias,
             target.shaper.declaration,
             q,
@@ -109,8 +149,10 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
             sort,
         )
         result = {"total": found["total"], "hits": found["hits"], "facets": found["facets"]}
-        return envelope.paged(
-            request, result, page=page, size=size, total=found["total"], max_window=MAX_WINDOW
+        return envelope.JSON(
+            envelope.paged(
+                request, result, page=page, size=size, total=found["total"], max_window=MAX_WINDOW
+            )
         )
 
     @routes.get(
@@ -118,7 +160,7 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
         response_model=SuggestionsResponse,
         responses=errors.responses(400, 404, 422, 503),
     )
-    def suggest_index(
+    async def suggest_index(
         request: Request,
         index: Index,
         prefix: Annotated[
@@ -131,10 +173,11 @@ def router(indexes: dict[str, DeclaredIndex], api: ApiSettings) -> APIRouter:
             ),
         ],
         size: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5,
-    ) -> dict[str, Any]:
+    ) -> envelope.JSON:
         """Completions of what was typed so far, from the index's suggest fields."""
         target = pick(indexes, index)
-        found = suggest(request.app.state.es, target.alias, target.shaper.declaration, prefix, size)
-        return envelope.ok(request, found)
+        declaration = target.shaper.declaration
+        found = await suggest_async(_es(request), target.alias, declaration, prefix, size)
+        return envelope.JSON(envelope.ok(request, found))
 
     return routes

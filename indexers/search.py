@@ -13,12 +13,14 @@ asked (`NotSupported`), so the API can answer each with its own status.
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from elasticsearch import Elasticsearch
+from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from headwater.pipelines.declarations import IndexDeclaration
 from indexers.documents import INTERNAL
@@ -33,6 +35,20 @@ MAX_SUGGESTIONS = 20
 # Filters are repeated in every paging link, so their number and size are bounded too.
 MAX_FILTERS = 50
 MAX_FILTER_LENGTH = 200
+# What of Elasticsearch's answers is read (`filter_path`): less to send, parse and keep.
+# Elasticsearch then leaves out empty arrays (no hits, a facet without buckets) and objects.
+SEARCH_FILTER_PATH = ",".join(
+    (
+        "hits.total.value",
+        "hits.hits._id",
+        "hits.hits._score",
+        "hits.hits._source",
+        "hits.hits.highlight",
+        "aggregations.*.buckets.key",
+        "aggregations.*.buckets.doc_count",
+    )
+)
+SUGGEST_FILTER_PATH = "hits.hits._source"
 
 
 class SearchError(ValueError):
@@ -63,6 +79,26 @@ class BadPaging(SearchError):
 
 class NotSupported(SearchError):
     """The parameters are well formed, but this index declares nothing that could answer them."""
+
+
+R = TypeVar("R")
+
+
+def per_declaration(derive: Callable[[IndexDeclaration], R]) -> Callable[[IndexDeclaration], R]:
+    """`derive`, computed once per declaration object: what a declaration allows is read on
+    every request, and deriving it costs more than the rest of building the query. (Keyed by
+    identity, as declarations are not hashable; one is loaded once and never changed.)"""
+    cache: dict[int, tuple[weakref.ref[IndexDeclaration], R]] = {}
+
+    @functools.wraps(derive)
+    def cached(declaration: IndexDeclaration) -> R:
+        found = cache.get(id(declaration))
+        if found is None or found[0]() is not declaration:
+            found = (weakref.ref(declaration), derive(declaration))
+            cache[id(declaration)] = found
+        return found[1]
+
+    return cached
 
 
 # Elasticsearch types whose values sort (doc values): exact values, numbers, dates, booleans.
@@ -133,6 +169,7 @@ def _parser(es_type: str) -> Callable[[str], Any]:
     return str
 
 
+@per_declaration
 def searchable(declaration: IndexDeclaration) -> Searchable:
     fields = declaration.fields
     search = tuple(
@@ -159,6 +196,7 @@ def searchable(declaration: IndexDeclaration) -> Searchable:
     )
 
 
+@per_declaration
 def sortable(declaration: IndexDeclaration) -> dict[str, str]:
     """Field -> indexed path of every field a client may sort on: the declared sort keys,
     filters and facets (exact values) and the summary figures that are numbers or dates."""
@@ -309,26 +347,52 @@ def build_query(
     return body
 
 
-def shape_response(response: dict[str, Any], page: int, size: int) -> dict[str, Any]:
-    hits = response["hits"]
+def shape_response(
+    response: dict[str, Any], page: int, size: int, facets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Elasticsearch's answer (whole, or cut by `SEARCH_FILTER_PATH`) as plain results; every
+    facet of `facets` is there, with no buckets if the answer had none."""
+    hits = response.get("hits", {})
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in facets} | {
+        name: [{"value": b["key"], "count": b["doc_count"]} for b in agg.get("buckets", ())]
+        for name, agg in response.get("aggregations", {}).items()
+    }
     return {
-        "total": hits["total"]["value"],
+        "total": hits.get("total", {}).get("value", 0),
         "page": page,
         "size": size,
         "hits": [
             {
                 "id": hit["_id"],
                 "score": hit.get("_score"),
-                "source": hit["_source"],
+                "source": hit.get("_source", {}),
                 "highlights": hit.get("highlight", {}),
             }
-            for hit in hits["hits"]
+            for hit in hits.get("hits", ())
         ],
-        "facets": {
-            name: [{"value": b["key"], "count": b["doc_count"]} for b in agg["buckets"]]
-            for name, agg in response.get("aggregations", {}).items()
-        },
+        "facets": found,
     }
+
+
+def search_body(
+    declaration: IndexDeclaration,
+    q: str = "",
+    filters: Sequence[str] = (),
+    page: int = 1,
+    size: int = 10,
+    max_size: int = 100,
+    sort: str = "",
+) -> dict[str, Any]:
+    """The query body of a search request as clients send it (raw filters and sort)."""
+    return build_query(
+        declaration,
+        q,
+        parse_filters(declaration, filters),
+        page,
+        size,
+        max_size,
+        parse_sort(declaration, sort),
+    )
 
 
 def search(
@@ -342,16 +406,26 @@ def search(
     max_size: int = 100,
     sort: str = "",
 ) -> dict[str, Any]:
-    body = build_query(
-        declaration,
-        q,
-        parse_filters(declaration, filters),
-        page,
-        size,
-        max_size,
-        parse_sort(declaration, sort),
-    )
-    return shape_response(es.search(index=alias, **client_params(body)).body, page, size)
+    body = search_body(declaration, q, filters, page, size, max_size, sort)
+    response = es.search(index=alias, filter_path=SEARCH_FILTER_PATH, **client_params(body))
+    return shape_response(response.body, page, size, tuple(searchable(declaration).facets))
+
+
+async def search_async(
+    es: AsyncElasticsearch,
+    alias: str,
+    declaration: IndexDeclaration,
+    q: str = "",
+    filters: Sequence[str] = (),
+    page: int = 1,
+    size: int = 10,
+    max_size: int = 100,
+    sort: str = "",
+) -> dict[str, Any]:
+    """`search` with the asyncio client (the HTTP API's)."""
+    body = search_body(declaration, q, filters, page, size, max_size, sort)
+    response = await es.search(index=alias, filter_path=SEARCH_FILTER_PATH, **client_params(body))
+    return shape_response(response.body, page, size, tuple(searchable(declaration).facets))
 
 
 def suggest_query(declaration: IndexDeclaration, prefix: str, size: int) -> dict[str, Any]:
@@ -382,13 +456,34 @@ def suggest(
     es: Elasticsearch, alias: str, declaration: IndexDeclaration, prefix: str, size: int = 5
 ) -> list[str]:
     """Distinct values of the suggest fields that start with the words typed so far."""
-    body = suggest_query(declaration, prefix, size)
-    hits = es.search(index=alias, **client_params({**body, "from": 0})).body["hits"]["hits"]
+    body = suggest_body(declaration, prefix, size)
+    response = es.search(index=alias, filter_path=SUGGEST_FILTER_PATH, **client_params(body))
+    return suggestions(declaration, response.body.get("hits", {}).get("hits", []), size)
+
+
+async def suggest_async(
+    es: AsyncElasticsearch, alias: str, declaration: IndexDeclaration, prefix: str, size: int = 5
+) -> list[str]:
+    """`suggest` with the asyncio client (the HTTP API's)."""
+    body = suggest_body(declaration, prefix, size)
+    response = await es.search(index=alias, filter_path=SUGGEST_FILTER_PATH, **client_params(body))
+    return suggestions(declaration, response.body.get("hits", {}).get("hits", []), size)
+
+
+def suggest_body(declaration: IndexDeclaration, prefix: str, size: int = 5) -> dict[str, Any]:
+    """The query body of a suggestions request."""
+    return {**suggest_query(declaration, prefix, size), "from": 0}
+
+
+def suggestions(
+    declaration: IndexDeclaration, hits: Sequence[dict[str, Any]], size: int
+) -> list[str]:
+    """The distinct suggest-field values of `hits`, in order, at most `size`."""
     fields = searchable(declaration).suggest
     seen: dict[str, None] = {}
     for hit in hits:
         for name in fields:
-            value = hit["_source"].get(name)
+            value = hit.get("_source", {}).get(name)
             if isinstance(value, str):
                 seen.setdefault(value, None)
     return list(seen)[:size]

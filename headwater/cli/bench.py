@@ -75,6 +75,61 @@ def dashboards(
         console.print(f"saved {path}")
 
 
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    index: str = typer.Option("products", "--index", help="The declared index to search."),
+    clients: list[int] = typer.Option(
+        [1, 2, 4, 8, 16], "--clients", min=1, help="Concurrency steps (repeat the option)."
+    ),
+    duration: float = typer.Option(10.0, "--duration", help="Measured seconds per step."),
+    warmup: float = typer.Option(2.0, "--warmup", help="Seconds per step before measuring."),
+    processes: int = typer.Option(
+        1, "--processes", min=1, help="uvicorn worker processes of the API the bench starts."
+    ),
+    api_url: str | None = typer.Option(
+        None, "--api-url", help="Benchmark this running API instead of starting one."
+    ),
+    profile: bool = typer.Option(
+        False, "--profile", help="Sample the API during its 8-client step (py-spy)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Search requests/s and p50/p95/p99 through the API at 1 to 16 concurrent clients, and
+    the same queries sent to Elasticsearch directly in the same run (the ceiling)."""
+    from api.bench import COLUMNS, report_rows, run
+    from headwater.console import console, err_console, fail, print_json, print_table, settings_of
+
+    settings = settings_of(ctx)
+    bench_dir = settings.stack.data_dir / "bench"
+    try:
+        result = run(
+            settings, index, clients, duration, warmup, processes, api_url, bench_dir,
+            err_console.print, profile,
+        )  # fmt: skip
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    path = save_result(bench_dir, "search", result)
+    if as_json:
+        print_json(result)
+    else:
+        print_table(
+            f"Search benchmark: {result['index']} ({result['documents']:,} documents), "
+            f"{result['queries']} queries, {result['duration_s']:g} s per step, via "
+            f"{result['api']}",
+            COLUMNS,
+            report_rows(result),
+        )
+        goal = result["goal"]
+        if goal["measured"]:
+            console.print(
+                f"goal at {goal['clients']} clients: p95 {goal['p95_ms']:.1f} ms "
+                f"(<= {goal['p95_goal_ms']:g}), {goal['ratio']:.0%} of Elasticsearch "
+                f"(>= {goal['ratio_goal']:.0%}): {'met' if goal['met'] else 'not met'}"
+            )
+        console.print(f"saved {path}")
+
+
 @app.command("batch")
 def batch(
     ctx: typer.Context,

@@ -41,19 +41,10 @@ def _headwater(*args: str) -> list[str]:
 def app_processes(api_host: str, api_port: int) -> list[AppProcess]:
     return [
         AppProcess("worker", _headwater("worker", "--workers", "1")),
+        # uvicorn with the API's log configuration and HW_API_PROCESSES workers.
         AppProcess(
             "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--host",
-                api_host,
-                "--port",
-                str(api_port),
-            ],
+            [sys.executable, "-m", "api.serve", "--host", api_host, "--port", str(api_port)],
         ),
     ]
 

@@ -122,9 +122,12 @@ def test_every_operation_keeps_the_document(api: ApiServer) -> None:
 def test_the_document_covers_every_route_but_the_page(api: ApiServer) -> None:
     document = httpx.get(f"{api.url}/openapi.json", timeout=10).json()
     assert document["info"]["version"] == "1.0.0"
+    # The versioned API, and the operators' routes beside it: probes and metrics.
     assert all(
-        path.startswith("/api/v1/") or path.startswith("/health/") for path in document["paths"]
+        path.startswith(("/api/v1/", "/health/")) or path == "/metrics"
+        for path in document["paths"]
     )
+    assert "/metrics" in document["paths"]
     assert "/api/v1/dashboards/{name}/events" in document["paths"]
 
 

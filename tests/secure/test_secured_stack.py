@@ -100,8 +100,9 @@ def test_the_api_searches_the_secured_elasticsearch(stack: Settings) -> None:
 
     from api.app import create_app
 
-    # Without the lifespan: the search route needs no dashboards feed.
-    api = TestClient(create_app(stack))
-    response = api.get("/api/v1/indexes/products/search", params={"q": "shirt"})
+    # With the lifespan, which closes the search routes' asyncio client (the dashboards feed
+    # it also starts is not waited for).
+    with TestClient(create_app(stack)) as api:
+        response = api.get("/api/v1/indexes/products/search", params={"q": "shirt"})
     assert response.status_code == 200, response.text
     assert "hits" in response.json()["data"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -18,8 +19,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api import errors
-from api.app import create_app
+from api.app import base_app, create_app
 from api.request_id import HEADER
+from api.search import SearchResponse, SuggestionsResponse
 from indexers.search import BadFilter, BadPaging, BadSort, NotSupported, SearchError
 
 
@@ -141,8 +143,13 @@ class _FailingEs:
 
     def __init__(self, answer: Any) -> None:
         self.answer = answer
+        self.options_seen: list[dict[str, Any]] = []
 
-    def search(self, **params: Any) -> Any:
+    def options(self, **options: Any) -> _FailingEs:
+        self.options_seen.append(options)
+        return self
+
+    async def search(self, **params: Any) -> Any:
         if isinstance(self.answer, Exception):
             raise self.answer
         return SimpleNamespace(body=self.answer)
@@ -150,7 +157,7 @@ class _FailingEs:
 
 def _app_with(es: Any) -> TestClient:
     app = create_app()
-    app.state.es = es
+    app.state.search_es = es
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -190,14 +197,41 @@ def test_the_elasticsearch_failure_log_names_status_and_error_type(
 def test_an_answer_failing_validation_logs_where_not_the_values(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A route whose answer is validated against its model (the search routes write theirs
+    as built), given a value its model refuses."""
     value = "bob@example.com"
-    hit = {"_id": "1", "_score": value, "_source": {"name": "kettle"}}
-    answer = {"hits": {"total": {"value": 1}, "hits": [hit]}, "aggregations": {}}
-    client = _app_with(_FailingEs(answer))
+    app = base_app()
+
+    class Scored(BaseModel):
+        score: float
+
+    @app.get("/scored", response_model=Scored)
+    def scored() -> dict[str, Any]:
+        return {"score": value}
+
+    client = TestClient(app, raise_server_exceptions=False)
     with caplog.at_level(logging.INFO):
-        response = client.get("/api/v1/indexes/products/search", headers={HEADER: "req_bad"})
+        response = client.get("/scored", headers={HEADER: "req_bad"})
     assert response.status_code == 500 and value not in response.text
     assert response.json()["errors"][0]["code"] == "INTERNAL_ERROR"
     text = caplog.text
     assert value not in text
-    assert "req_bad" in text and "response.data.hits.0.score (float_parsing)" in text
+    assert "req_bad" in text and "response.score (float_parsing)" in text
+
+
+def test_search_answers_are_the_documented_shape_and_carry_the_request_id_to_es() -> None:
+    hit = {"_id": "1", "_score": 2.5, "_source": {"name": "kettle"}, "highlight": {"name": ["k"]}}
+    brand = {"buckets": [{"key": "Acme", "doc_count": 1}]}
+    answer = {"hits": {"total": {"value": 1}, "hits": [hit]}, "aggregations": {"brand": brand}}
+    es = _FailingEs(answer)
+    response = _app_with(es).get(
+        "/api/v1/indexes/products/search", params={"q": "kettle"}, headers={HEADER: "req_ok"}
+    )
+    assert response.status_code == 200
+    document = SearchResponse.model_validate_json(response.content)
+    assert document.data.facets["category"] == []  # declared, no buckets in the answer
+    assert document.data.hits[0].highlights == {"name": ["k"]}
+    assert response.json()["meta"]["timestamp"].endswith("Z")
+    assert es.options_seen == [{"opaque_id": "req_ok"}]
+    empty = _app_with(_FailingEs({})).get("/api/v1/indexes/products/suggestions?prefix=ke")
+    assert SuggestionsResponse.model_validate_json(empty.content).data == []

@@ -29,7 +29,12 @@ def test_a_busy_worker_is_ready_and_says_so(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(
         health.httpx, "get", answer(200, {"ready": True, "state": "busy", "lag": lag})
     )
-    assert health._worker(0, URL, "req_1") == (None, {"url": URL, "state": "busy", "lag": lag})
+    seen = {
+        "name": "worker 0",
+        "state": "busy",
+        "lag": {"state": "busy", "behind": 40, "lagMs": 7000.0, "reason": "behind, committing"},
+    }
+    assert health._worker(0, URL, "req_1") == (None, seen)
 
 
 def test_a_stalled_worker_is_a_problem_named_stalled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,7 +50,7 @@ def test_an_unreachable_worker_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(health.httpx, "get", refuse)
     problem, seen = health._worker(1, URL, "req_1")
-    assert problem == "worker 1 unreachable" and seen == {"url": URL, "state": "down"}
+    assert problem == "worker 1 unreachable" and seen == {"name": "worker 1", "state": "down"}
 
 
 def test_not_ready_says_fixed_phrases_and_logs_the_detail(
@@ -90,4 +95,4 @@ def test_the_elasticsearch_check_is_bounded_by_a_request_timeout() -> None:
             return self
 
     assert health._elasticsearch(Es(), "req_1") == "elasticsearch not ready (red)"
-    assert seen == {"request_timeout": 2, "timeout": "2s"}
+    assert seen == {"request_timeout": 2, "opaque_id": "req_1", "timeout": "2s"}

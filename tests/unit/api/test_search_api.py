@@ -83,7 +83,9 @@ def test_an_unknown_index_is_404_naming_the_known_ones(client: TestClient) -> No
     assert error["detail"] == "unknown index 'orders'; known: products, reviews"
 
 
-def test_openapi_document_lists_the_versioned_routes_and_health(client: TestClient) -> None:
+def test_openapi_document_lists_the_versioned_routes_health_and_metrics(
+    client: TestClient,
+) -> None:
     document = client.get("/openapi.json").json()
     assert document["info"]["version"] == "1.0.0"
     paths = document["paths"]
@@ -95,6 +97,7 @@ def test_openapi_document_lists_the_versioned_routes_and_health(client: TestClie
         "/api/v1/dashboards/{name}/events",
         "/health/live",
         "/health/ready",
+        "/metrics",
     } == paths.keys()
     search = paths["/api/v1/indexes/{index}/search"]["get"]
     assert set(search["responses"]) == {"200", "400", "404", "422", "500", "503"}
@@ -259,11 +262,15 @@ def test_size_is_a_plain_integer_defaulting_to_the_settings(client: TestClient) 
     assert param["schema"]["default"] == ApiSettings().default_size == 10
 
     class Empty:
-        def search(self, **params: Any) -> Any:
-            assert params["size"] == 10
-            hits = {"total": {"value": 0}, "hits": []}
-            return SimpleNamespace(body={"hits": hits, "aggregations": {}})
+        def options(self, **options: Any) -> Any:
+            return self
 
-    client.app.state.es = Empty()  # type: ignore[attr-defined]
+        async def search(self, **params: Any) -> Any:
+            assert params["size"] == 10
+            # As Elasticsearch cuts it with filter_path: no empty arrays.
+            return SimpleNamespace(body={"hits": {"total": {"value": 0}}})
+
+    client.app.state.search_es = Empty()  # type: ignore[attr-defined]
     body = client.get(SEARCH.format(index="products")).json()
     assert body["meta"]["page"]["size"] == 10 and body["links"]["self"].endswith("size=10")
+    assert body["data"] == {"total": 0, "hits": [], "facets": {"category": [], "brand": []}}
