@@ -98,10 +98,21 @@ def test_the_api_searches_the_secured_elasticsearch(stack: Settings) -> None:
         warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
         from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from api.app import build_app
+    from api.settings import ApiSettings
+    from streams.dashboards.settings import DashboardSettings
+    from streams.settings import StreamsSettings
 
-    # Without the lifespan: the search route needs no dashboards feed.
-    api = TestClient(create_app(stack))
+    # Without the lifespan: the search route needs no dashboards feed. Open (no keys, no
+    # limits): what is tested is the way to Elasticsearch.
+    api = TestClient(
+        build_app(
+            stack,
+            ApiSettings(anonymous=True, rate_limits=False),
+            StreamsSettings(),
+            DashboardSettings(),
+        )
+    )
     response = api.get("/api/v1/indexes/products/search", params={"q": "shirt"})
     assert response.status_code == 200, response.text
     assert "hits" in response.json()["data"]

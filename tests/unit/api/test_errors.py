@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -18,7 +20,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api import errors
-from api.app import create_app
 from api.request_id import HEADER
 from indexers.search import BadFilter, BadPaging, BadSort, NotSupported, SearchError
 
@@ -148,13 +149,15 @@ class _FailingEs:
         return SimpleNamespace(body=self.answer)
 
 
-def _app_with(es: Any) -> TestClient:
-    app = create_app()
+def _app_with(open_app: Callable[..., FastAPI], es: Any) -> TestClient:
+    app = open_app()
     app.state.es = es
     return TestClient(app, raise_server_exceptions=False)
 
 
-def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_elasticsearch_failure_log_has_no_query_text(
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
+) -> None:
     email = "alice@example.com"
     meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
     body = {"error": {"type": "query_shard_exception", "reason": f"failed on [{email}]"}}
@@ -162,7 +165,7 @@ def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptu
     unreachable = ConnectionError(f"refused while searching for {email} at es:9200")
     for exc, status in ((refused, 422), (unreachable, 503)):
         caplog.clear()
-        client = _app_with(_FailingEs(exc))
+        client = _app_with(open_app, _FailingEs(exc))
         with caplog.at_level(logging.WARNING, logger="api.errors"):
             response = client.get(
                 "/api/v1/indexes/products/search", params={"q": email}, headers={HEADER: "req_es"}
@@ -173,11 +176,11 @@ def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptu
 
 
 def test_the_elasticsearch_failure_log_names_status_and_error_type(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
 ) -> None:
     meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
     body = {"error": {"type": "query_shard_exception"}}
-    client = _app_with(_FailingEs(ApiError("secret query", meta, body)))
+    client = _app_with(open_app, _FailingEs(ApiError("secret query", meta, body)))
     with caplog.at_level(logging.WARNING, logger="api.errors"):
         client.get("/api/v1/indexes/products/search", headers={HEADER: "req_es"})
     (line,) = [r.getMessage() for r in caplog.records if r.name == "api.errors"]
@@ -188,12 +191,12 @@ def test_the_elasticsearch_failure_log_names_status_and_error_type(
 
 
 def test_an_answer_failing_validation_logs_where_not_the_values(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
 ) -> None:
     value = "bob@example.com"
     hit = {"_id": "1", "_score": value, "_source": {"name": "kettle"}}
     answer = {"hits": {"total": {"value": 1}, "hits": [hit]}, "aggregations": {}}
-    client = _app_with(_FailingEs(answer))
+    client = _app_with(open_app, _FailingEs(answer))
     with caplog.at_level(logging.INFO):
         response = client.get("/api/v1/indexes/products/search", headers={HEADER: "req_bad"})
     assert response.status_code == 500 and value not in response.text
