@@ -3,8 +3,9 @@
 checked by one dependency per router (`Access.require(scope)`).
 
 Order: no or bad credentials is a 401 (with `WWW-Authenticate`), too many requests a 429 (with
-`Retry-After`), a missing scope a 403. The checks are pure functions here; the key table and
-the counters are `api.keys.KeyStore` and `api.limits.RateLimiter`.
+`Retry-After`; refused credentials count against their address too), a missing scope a 403.
+The checks are pure functions here; the key table and the counters are `api.keys.KeyStore`
+and `api.limits.RateLimiter`.
 """
 
 from __future__ import annotations
@@ -168,10 +169,19 @@ class Access:
         return user_of_token(token, self.api)
 
     def limit(self, principal: Principal) -> None:
+        rate = self.key_rate if principal.kind == "key" else self.user_rate
+        self._count(principal.client, rate)
+
+    def limit_failure(self, request: Request) -> None:
+        """Count a refused credential against its address: guessing keys or tokens is held to
+        the per-user rate like anything else (then 429, not 401)."""
+        address = request.client.host if request.client else "unknown"
+        self._count(f"failed:{address}", self.user_rate)
+
+    def _count(self, client: str, rate: Rate) -> None:
         if self.limiter is None:
             return
-        rate = self.key_rate if principal.kind == "key" else self.user_rate
-        decision = self.limiter.check(principal.client, rate)
+        decision = self.limiter.check(client, rate)
         if not decision.allowed:
             detail = (
                 f"more than {rate.per_min} requests per minute (bursts to {rate.capacity}); "
@@ -199,7 +209,13 @@ class Access:
                 principal = self.identify(request, token)
                 self.limit(principal)
             except Unauthenticated as exc:
-                raise _unauthenticated(str(exc), given=bool(authorization or key)) from None
+                given = bool(authorization or key)
+                if given:
+                    try:
+                        self.limit_failure(request)
+                    except UNAVAILABLE as unavailable:
+                        raise _unavailable(request, unavailable) from None
+                raise _unauthenticated(str(exc), given) from None
             except UNAVAILABLE as exc:
                 raise _unavailable(request, exc) from None
             if not allows(principal.scopes, scope):
