@@ -219,6 +219,30 @@ COLUMNS = [
 # -- I/O --------------------------------------------------------------------------------------
 
 
+# The bench's own key's limit: far above what one machine sends, so the limit is checked on
+# every request (its cost measured) and never refuses one.
+UNREACHED_RATE_PER_MIN = 100_000_000
+
+
+def _key_store(settings: Settings) -> Any:
+    """The API's keys, over plain connections to the source database."""
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    import psycopg
+
+    from api.keys import KeyStore
+
+    pg = settings.postgres
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(pg.dsn(pg.source_db), autocommit=True, connect_timeout=5) as conn:
+            yield conn
+
+    return KeyStore(connect)
+
+
 @dataclass(frozen=True)
 class Target:
     """Where requests go: each is (method, url, body or None)."""
@@ -339,8 +363,12 @@ def run(
     bench_dir: Path,
     progress: Progress,
     profile: bool = False,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
-    """The benchmark; its result as a JSON-ready dict."""
+    """The benchmark; its result as a JSON-ready dict. The API is called with a key, as
+    clients call it: `api_key` for the API at `api_url`; for the API it starts, a key of its
+    own (scope search), revoked at the end, whose rate limit is set out of reach so that the
+    checks cost what they cost and never refuse."""
     from api.settings import ApiSettings
     from connectors.sources import resolve
     from headwater.stack.manager import Stack
@@ -368,8 +396,9 @@ def run(
     stack = Stack(settings)
     es_pid = stack.managed_pid("elasticsearch")
 
-    def measure(api_base: str, api_pid: int | None) -> list[dict[str, Any]]:
-        api = Target("api", [("GET", api_base + q.path(index), None) for q in mix], {})
+    def measure(api_base: str, api_pid: int | None, key: str | None) -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        api = Target("api", [("GET", api_base + q.path(index), None) for q in mix], headers)
         es = Target("elasticsearch", es_requests, {"Content-Type": "application/json"})
         pids = {"bench client": os.getpid()}
         if es_pid is not None:
@@ -413,14 +442,20 @@ def run(
 
     if api_url is not None:
         progress(f"benchmarking the API at {api_url}")
-        measured = measure(api_url.rstrip("/"), None)
+        measured = measure(api_url.rstrip("/"), None, api_key)
     else:
         log = bench_dir / "search-api.log"
-        with ServedApi(log, processes) as server:
-            progress(f"API started at {server.url} ({processes} process(es)); log {log}")
-            assert server.proc is not None
-            time.sleep(2)  # its dashboards feed reads the updates topic at start
-            measured = measure(server.url, server.proc.pid)
+        keys = _key_store(settings)
+        key, token = keys.create("bench-search", ["search"])
+        env = {"HW_API_KEY_RATE_PER_MIN": str(UNREACHED_RATE_PER_MIN)}
+        try:
+            with ServedApi(log, processes, env) as server:
+                progress(f"API started at {server.url} ({processes} process(es)); log {log}")
+                assert server.proc is not None
+                time.sleep(2)  # its dashboards feed reads the updates topic at start
+                measured = measure(server.url, server.proc.pid, token)
+        finally:
+            keys.revoke(key.id)
     return {
         "index": index,
         "alias": declared.alias,

@@ -9,9 +9,13 @@ it, a rebalance or a worker restart changes nothing here, and after an API resta
 topic gives back the latest value of every window.
 
 Live updates are Server-Sent Events: on connect and whenever the state changes, the whole
-dashboard (it is small) as an `update` event; a comment line every `heartbeat_s` keeps the
-connection open through proxies; `retry` makes the browser's EventSource reconnect after
-`reconnect_ms`, and a reconnect simply starts with the current snapshot.
+dashboard (it is small) as an `update` event; a comment line every `heartbeat_s` (30 s) keeps
+the connection open through proxies; `retry` makes the browser's EventSource reconnect after
+`reconnect_ms`. Each event's id names this process and the state's version: a reconnect whose
+`Last-Event-ID` is still the current one to this process missed nothing and gets no snapshot
+again; any other starts with the current snapshot (each event is the whole dashboard, so
+nothing older is needed). With `live` (api.limits.LiveStreams), a client holds at most so many
+streams open at once, over every API process; one more is a 429.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route parameters' annotations,
@@ -23,6 +27,7 @@ import json
 import logging
 import pathlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -30,12 +35,16 @@ from typing import Annotated, Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from anyio import CancelScope
 from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api import envelope, errors
+from api.db import UNAVAILABLE
+from api.limits import LiveStreams
 from headwater.models.updates import decode
 from headwater.settings import KafkaSettings
 from streams.dashboards.settings import DashboardSettings
@@ -221,11 +230,21 @@ def _paths(name: str) -> dict[str, str]:
     return {"self": path, "events": f"{path}/events"}
 
 
-def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRouter:
-    """The dashboards routes, with a lifespan that runs the updates feed."""
+def event_id(instance: str, version: int) -> str:
+    return f"{instance}-{version}"
+
+
+def router(
+    kafka: KafkaSettings, ds: DashboardSettings | None = None, live: LiveStreams | None = None
+) -> APIRouter:
+    """The dashboards routes, with a lifespan that runs the updates feed; `live` caps the
+    streams each client holds open (no cap without it)."""
     ds = ds or DashboardSettings()
     dashboards = load_dashboards(ds.definitions_dir)
     feed = UpdatesFeed(kafka, ds)
+    # Versions count this process's reads of the topic: an id from another process (or an
+    # earlier run of this one) never matches.
+    instance = uuid.uuid4().hex[:12]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -292,42 +311,92 @@ def router(kafka: KafkaSettings, ds: DashboardSettings | None = None) -> APIRout
                 "dashboard (as `data` of GET /api/v1/dashboards/{name}), the first at once.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **errors.responses(404, 503),
+            **errors.responses(404, 429, 503),
         },
     )
     async def dashboard_events(request: Request, name: Name) -> EventSourceResponse:
-        """The dashboard live: its current values on connect and after every change."""
+        """The dashboard live: its current values on connect (unless `Last-Event-ID` is still
+        current) and after every change."""
         dashboard = find(name)
         # Before the stream starts, so that an unavailable feed is a 503, not an empty 200.
         await caught_up()
+        lease = await open_lease(request)
+        resumed_at = request.headers.get("last-event-id")
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            version = feed.state.version
-            snapshot = feed.state.render(dashboard)
-            sent = 1
-            log.info("dashboards: %s stream opened at version %d", name, version)
+            renewed = time.monotonic()
+            sent = 0
             try:
-                yield ServerSentEvent(
-                    data=json.dumps(snapshot),
-                    event="update",
-                    id=str(version),
-                    retry=ds.reconnect_ms,
-                )
+                version = feed.state.version
+                snapshot = feed.state.render(dashboard)
+                log.info("dashboards: %s stream opened at version %d", name, version)
+                if resumed_at == event_id(instance, version):
+                    yield ServerSentEvent(comment="resumed", retry=ds.reconnect_ms)
+                else:
+                    sent += 1
+                    yield ServerSentEvent(
+                        data=json.dumps(snapshot),
+                        event="update",
+                        id=event_id(instance, version),
+                        retry=ds.reconnect_ms,
+                    )
                 while True:
                     version = await feed.wait_changed(version, timeout=ds.heartbeat_s)
                     if await request.is_disconnected():
                         return
+                    if lease and time.monotonic() - renewed >= ds.heartbeat_s:
+                        await run_in_threadpool(renew, lease)
+                        renewed = time.monotonic()
                     if snapshot.get("version") == version:
                         continue
                     snapshot = feed.state.render(dashboard)
                     sent += 1
                     yield ServerSentEvent(
-                        data=json.dumps(snapshot), event="update", id=str(version)
+                        data=json.dumps(snapshot), event="update", id=event_id(instance, version)
                     )
             finally:
                 log.info("dashboards: %s stream closed after %d update(s)", name, sent)
+                if lease:
+                    # Shielded: the stream ends by cancellation when the client goes away.
+                    with CancelScope(shield=True):
+                        await run_in_threadpool(release, lease)
 
-        return EventSourceResponse(events(), ping=ds.heartbeat_s)
+        # A client that stops reading is dropped once a send has waited this long.
+        return EventSourceResponse(events(), ping=ds.heartbeat_s, send_timeout=2 * ds.heartbeat_s)
+
+    async def open_lease(request: Request) -> str | None:
+        principal = getattr(request.state, "principal", None)
+        if live is None or principal is None:
+            return None
+        try:
+            lease = await run_in_threadpool(live.open, principal.client)
+        except UNAVAILABLE as exc:
+            log.warning("live stream lease: %s", type(exc).__name__)
+            raise errors.ApiError(
+                errors.Problem(503, "UPSTREAM_UNAVAILABLE", "live streams are unavailable"),
+                headers={"Retry-After": str(errors.RETRY_AFTER_S)},
+            ) from None
+        if lease is None:
+            detail = f"at most {live.cap} live streams at once; close one first"
+            raise errors.ApiError(
+                errors.Problem(429, "RATE_LIMITED", detail),
+                headers={"Retry-After": str(errors.RETRY_AFTER_S)},
+            )
+        return lease
+
+    def renew(lease: str) -> None:
+        assert live is not None
+        try:
+            live.renew(lease)
+        except UNAVAILABLE as exc:  # the stream goes on; the lease may lapse, never wrongly
+            log.warning("live stream lease %s not renewed: %s", lease, type(exc).__name__)
+
+    def release(lease: str) -> None:
+        assert live is not None
+        try:
+            live.close(lease)
+        except UNAVAILABLE as exc:  # it expires by itself
+            log.warning("live stream lease %s not closed: %s", lease, type(exc).__name__)
 
     return api
 

@@ -11,8 +11,10 @@ Which status:
   Elasticsearch refuses to run).
 - 503 with Retry-After: Elasticsearch unavailable, the dashboards' updates not read (Kafka
   unreachable), or, for readiness, any dependency.
+- 401 with WWW-Authenticate: no credentials, or ones that are not valid (`api.auth`).
+- 403: valid credentials without the scope the operation needs.
+- 429 with Retry-After: over the caller's rate limit, or too many live streams open.
 - 500: anything unexpected, said without internals (they go to the log with the request id).
-401, 403, 409 and 429 have their codes here for the access control and rate limits to come.
 """
 
 from __future__ import annotations
@@ -326,15 +328,23 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries of the error statuses an operation can answer, all with the error
-    document (500 is added to every operation; 503 declares its Retry-After)."""
+    document (500 is added to every operation; 429 and 503 declare their Retry-After, 401 its
+    WWW-Authenticate)."""
     retry_after = {
         "Retry-After": {
             "description": "Seconds to wait before trying again.",
             "schema": {"type": "integer"},
         }
     }
+    challenge = {
+        "WWW-Authenticate": {
+            "description": "How to authenticate: `Bearer` (an API key or a JWT).",
+            "schema": {"type": "string"},
+        }
+    }
+    headers = {401: challenge, 429: retry_after, 503: retry_after}
     return {
         status: {"model": ErrorDocument, "description": _phrase(status)}
-        | ({"headers": retry_after} if status == 503 else {})
+        | ({"headers": headers[status]} if status in headers else {})
         for status in sorted({*statuses, 500})
     }

@@ -42,6 +42,7 @@ def _register() -> None:
     from headwater.cli.bench import app as bench_app
     from headwater.cli.chaos import chaos
     from headwater.cli.db import app as db_app
+    from headwater.cli.keys import app as keys_app
     from headwater.cli.pipelines import app as pipelines_app
     from headwater.cli.recover import resnapshot
     from headwater.cli.run import run, stop
@@ -59,6 +60,7 @@ def _register() -> None:
     connectors_app.command("resnapshot")(resnapshot)
     app.add_typer(connectors_app, name="connectors")
     app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="api-keys")
     app.command("generate")(generate)
     app.command("run")(run)
     app.command("stop")(stop)

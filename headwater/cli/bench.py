@@ -98,14 +98,18 @@ def search(
     """Search requests/s and p50/p95/p99 through the API at 1 to 16 concurrent clients, and
     the same queries sent to Elasticsearch directly in the same run (the ceiling)."""
     from api.bench import COLUMNS, report_rows, run
+    from api.settings import ApiSettings
     from headwater.console import console, err_console, fail, print_json, print_table, settings_of
+
+    # For --api-url: the key its clients send (HW_API_KEY), as `headwater run` prints it.
+    key = ApiSettings().key
 
     settings = settings_of(ctx)
     bench_dir = settings.stack.data_dir / "bench"
     try:
         result = run(
             settings, index, clients, duration, warmup, processes, api_url, bench_dir,
-            err_console.print, profile,
+            err_console.print, profile, key.get_secret_value() if key else None,
         )  # fmt: skip
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))

@@ -40,7 +40,7 @@ def migrate(pg: PostgresSettings, directory: Path = MIGRATIONS_DIR) -> list[str]
 
 @app.command("migrate")
 def migrate_command(ctx: typer.Context) -> None:
-    """Create or update the shop schema in the source database."""
+    """Create or update the shop schema and the API's own tables in the source database."""
     from headwater.console import settings_of
 
     pg = settings_of(ctx).postgres

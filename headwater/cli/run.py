@@ -143,6 +143,7 @@ def run(
                 f"workers or API not ready after 180s; see {logs / 'worker.log'} "
                 f"and {logs / 'api.log'}"
             )
+    token = _run_key(settings)
     _step("sample workload", ["generate", "--rate", str(rate), "--total", str(burst)])
     pids["workload"] = start(trickle_process(trickle), settings)
     logs = settings.stack.data_dir / "logs"
@@ -166,6 +167,25 @@ def run(
             ["stop everything", "headwater stop && headwater stack down"],
         ],
     )
+    console.print(
+        f"API key for this run (scopes search, dashboards; shown once): [bold]{token}[/]\n"
+        f"  curl -H 'Authorization: Bearer {token}' "
+        f"'{api.url}/api/v1/indexes/products/search?q=kettle'\n"
+        f"  export HW_API_KEY={token}   # for `headwater dashboards ...`"
+    )
+
+
+# The key `headwater run` makes; each run revokes the previous run's and prints a new one.
+RUN_KEY_NAME = "headwater-run"
+
+
+def _run_key(settings: Settings) -> str:
+    from headwater.cli.keys import store
+
+    keys = store(settings.postgres)
+    keys.revoke_named(RUN_KEY_NAME)
+    _, token = keys.create(RUN_KEY_NAME, ["search", "dashboards"])
+    return token
 
 
 def stop(ctx: typer.Context) -> None:

@@ -25,11 +25,17 @@ app = typer.Typer(help="Real-time dashboards (served by the API).", no_args_is_h
 API = "/api/v1"
 
 
+def _headers(api: ApiSettings) -> dict[str, str]:
+    """The key of HW_API_KEY, when set (`headwater run` prints one)."""
+    return {"Authorization": f"Bearer {api.key.get_secret_value()}"} if api.key else {}
+
+
 def _get(path: str) -> Any:
     """The `data` of the API's answer at `path` (under /api/v1); its error's detail on failure."""
-    url = f"{ApiSettings().url}{API}{path}"
+    api = ApiSettings()
+    url = f"{api.url}{API}{path}"
     try:
-        response = httpx.get(url, timeout=10.0)
+        response = httpx.get(url, headers=_headers(api), timeout=10.0)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the API at {url}: {exc} (is `headwater run` up?)")
     if response.is_error:
@@ -87,12 +93,17 @@ def render(snapshot: dict[str, Any]) -> Group:
 
 def _stream(name: str) -> Iterator[dict[str, Any]]:
     """Snapshots from the SSE stream; reconnects after a dropped connection."""
-    url = f"{ApiSettings().url}{API}/dashboards/{name}/events"
+    api = ApiSettings()
+    url = f"{api.url}{API}/dashboards/{name}/events"
     while True:
         try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(10.0, read=60.0)) as response:
+            with httpx.stream(
+                "GET", url, headers=_headers(api), timeout=httpx.Timeout(10.0, read=60.0)
+            ) as response:
                 if response.status_code == 404:
                     fail(f"no dashboard {name!r}")
+                if response.status_code in (401, 403):
+                    fail(f"the API refused the stream ({response.status_code}): set HW_API_KEY")
                 yield from stream_snapshots(response.iter_lines())
         except httpx.HTTPError as exc:
             console.print(f"[yellow]stream interrupted ({exc}); reconnecting[/]")

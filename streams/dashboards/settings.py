@@ -35,7 +35,7 @@ class DashboardSettings(_Component):
     definitions_dir: Path = DEFINITIONS_DIR
     # Server-Sent Events: a comment line this often keeps proxies from closing the stream;
     # `retry` tells the browser how soon to reconnect.
-    heartbeat_s: float = 10.0
+    heartbeat_s: float = 30.0
     reconnect_ms: int = 1000
     # How long the API waits, on its first request, to read the updates topic up to its end;
     # past it, a dashboard is a 503 (at once, until Kafka is reached again).

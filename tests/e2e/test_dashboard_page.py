@@ -175,3 +175,48 @@ def test_page_shows_new_orders_live(stack: Settings, browser: Browser, tmp_path:
             browser.screenshot(ARTIFACTS / "dashboard-engagement.png")
     finally:
         sandbox.stop()
+
+
+def test_the_page_streams_with_an_api_key_when_the_api_wants_one(
+    stack: Settings, browser: Browser
+) -> None:
+    """With credentials required, the page sends its key (kept for the tab) on the list and
+    on the live stream, which it then reads with fetch; without it the stream would be a 401."""
+    from api.app import build_app
+    from api.settings import ApiSettings
+    from headwater.cli.db import migrate
+    from headwater.cli.keys import store
+    from streams.dashboards.settings import DashboardSettings
+    from streams.settings import StreamsSettings
+
+    migrate(stack.postgres)
+    keys = store(stack.postgres)
+    key, token = keys.create(f"page-{uuid.uuid4().hex[:8]}", ["dashboards"])
+    ds = DashboardSettings(
+        updates_topic=f"hwpage-{uuid.uuid4().hex[:10]}.dashboards.updates", heartbeat_s=2.0
+    )
+    app = build_app(stack, ApiSettings(anonymous=False), StreamsSettings(), ds)
+    try:
+        with ApiServer(stack.kafka, ds, app=app) as api:
+            events = httpx.get(f"{api.url}/api/v1/dashboards/sales/events", timeout=10)
+            assert events.status_code == 401
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=f"{api.url}/health/live")
+            time.sleep(1.0)
+            browser.evaluate(f"sessionStorage.setItem('headwater-api-key', {json.dumps(token)})")
+            browser.call("Page.navigate", url=f"{api.url}/ui/dashboards#sales")
+            deadline = time.monotonic() + 60
+            while browser.evaluate("document.getElementById('live-text').textContent") != "live":
+                assert time.monotonic() < deadline, browser.evaluate(
+                    "document.getElementById('live-text').textContent"
+                )
+                time.sleep(0.3)
+            # The first update arrived and was drawn.
+            deadline = time.monotonic() + 30
+            while "events" not in (
+                browser.evaluate("document.getElementById('counts').textContent") or ""
+            ):
+                assert time.monotonic() < deadline, "no update was drawn"
+                time.sleep(0.3)
+    finally:
+        keys.revoke(key.id)

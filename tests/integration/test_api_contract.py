@@ -3,6 +3,10 @@
 error, a status the document does not list, a body or header that breaks the document's
 schema, or a content type it does not declare.
 
+The app runs as it ships: credentials required and rate limits counted in PostgreSQL. The
+fuzzer sends an admin key of its own (made in the key table, revoked at the end); without it
+every operation but the open probes is a documented 401.
+
 The dashboards' live events (Server-Sent Events) are left out of the fuzzing: the stream never
 ends, so no response could be read whole and checked. They get assertions of their own below,
 as do the things the last fuzzer run found wanting (an empty `filter=` refused).
@@ -32,11 +36,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
+from api.app import build_app
+from api.settings import ApiSettings
+from headwater.cli.db import migrate
+from headwater.cli.keys import store
 from headwater.settings import Settings
 from streams.dashboards.harness import ApiServer
 from streams.dashboards.settings import DashboardSettings
 from streams.dashboards.views import stream_snapshots
+from streams.settings import StreamsSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -55,6 +63,8 @@ CHECKS = [
 READINESS = "/health/ready"
 SEEN: Counter[tuple[str, int]] = Counter()
 UNREFUSABLE: list[str] = []
+# The fuzzer's credentials (an admin key of this module's own).
+AUTH: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +75,16 @@ def api(stack: Settings) -> Iterator[ApiServer]:
         catch_up_timeout_s=5.0,
         heartbeat_s=2.0,
     )
-    with ApiServer(stack.kafka, ds, app=create_app(stack, ds)) as server:
-        yield server
+    migrate(stack.postgres)
+    keys = store(stack.postgres)
+    key, token = keys.create(f"contract-{uuid.uuid4().hex[:8]}", ["admin"])
+    AUTH["Authorization"] = f"Bearer {token}"
+    app = build_app(stack, ApiSettings(anonymous=False, rate_limits=True), StreamsSettings(), ds)
+    try:
+        with ApiServer(stack.kafka, ds, app=app) as server:
+            yield server
+    finally:
+        keys.revoke(key.id)
     admin = AdminClient({**stack.kafka.client_config()})
     for future in admin.delete_topics([ds.updates_topic]).values():
         with contextlib.suppress(Exception):  # best effort: a leftover test topic harms nobody
@@ -89,7 +107,7 @@ def _fuzz(operation: Any, mode: GenerationMode) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:
-        response = case.call_and_validate(checks=checks)
+        response = case.call_and_validate(headers=AUTH, checks=checks)
         SEEN[(operation.label, response.status_code)] += 1
 
     run()
@@ -129,13 +147,29 @@ def test_the_document_covers_every_route_but_the_page(api: ApiServer) -> None:
     )
     assert "/metrics" in document["paths"]
     assert "/api/v1/dashboards/{name}/events" in document["paths"]
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+
+
+def test_without_credentials_only_the_probes_and_metrics_answer(api: ApiServer) -> None:
+    document = httpx.get(f"{api.url}/openapi.json", timeout=10).json()
+    for path, item in document["paths"].items():
+        if "{" in path or path.endswith("/events"):
+            continue
+        response = httpx.get(f"{api.url}{path}", timeout=30)
+        if path in ("/health/live", "/health/ready", "/metrics"):
+            # Operators' routes, open like a load balancer's or a scraper's probe.
+            assert response.status_code in (200, 503), path
+            continue
+        assert response.status_code == 401, path
+        assert "401" in item["get"]["responses"], path
+        assert response.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_an_empty_filter_is_no_filter_and_pages_link_to_each_other(api: ApiServer) -> None:
     search = f"{api.url}/api/v1/indexes/products/search"
-    unfiltered = httpx.get(search, params={"size": 2}, timeout=30)
+    unfiltered = httpx.get(search, params={"size": 2}, headers=AUTH, timeout=30)
     assert unfiltered.status_code == 200, unfiltered.text
-    empty = httpx.get(search, params={"size": 2, "filter": ""}, timeout=30)
+    empty = httpx.get(search, params={"size": 2, "filter": ""}, headers=AUTH, timeout=30)
     assert empty.status_code == 200, empty.text
     assert empty.json()["data"]["total"] == unfiltered.json()["data"]["total"]
     body = empty.json()
@@ -143,7 +177,7 @@ def test_an_empty_filter_is_no_filter_and_pages_link_to_each_other(api: ApiServe
     assert (page["number"], page["size"]) == (1, 2)
     assert body["links"]["prev"] is None
     if page["totalPages"] > 1:
-        second = httpx.get(api.url + body["links"]["next"], timeout=30)
+        second = httpx.get(api.url + body["links"]["next"], headers=AUTH, timeout=30)
         assert second.status_code == 200 and second.json()["meta"]["page"]["number"] == 2
         assert second.json()["links"]["prev"] == body["links"]["self"]
 
@@ -152,6 +186,7 @@ def test_a_sort_orders_the_hits(api: ApiServer) -> None:
     response = httpx.get(
         f"{api.url}/api/v1/indexes/products/search",
         params={"sort": "price:desc", "size": 20},
+        headers=AUTH,
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -162,7 +197,7 @@ def test_a_sort_orders_the_hits(api: ApiServer) -> None:
 
 def test_live_events_start_with_the_dashboard_and_carry_the_request_id(api: ApiServer) -> None:
     url = f"{api.url}/api/v1/dashboards/sales/events"
-    headers = {"X-Request-ID": "contract-events-1"}
+    headers = {"X-Request-ID": "contract-events-1", **AUTH}
     with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=30)) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
@@ -172,7 +207,7 @@ def test_live_events_start_with_the_dashboard_and_carry_the_request_id(api: ApiS
 
 
 def test_live_events_of_an_unknown_dashboard_are_a_404_error_document(api: ApiServer) -> None:
-    response = httpx.get(f"{api.url}/api/v1/dashboards/nope/events", timeout=10)
+    response = httpx.get(f"{api.url}/api/v1/dashboards/nope/events", headers=AUTH, timeout=10)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     (error,) = response.json()["errors"]

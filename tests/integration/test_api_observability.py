@@ -94,7 +94,13 @@ def proxy(stack: Settings) -> Iterator[RecordingProxy]:
 @pytest.fixture(scope="module")
 def api(proxy: RecordingProxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
     log = tmp_path_factory.mktemp("api") / "api.log"
-    env = {"HW_ES_URL": proxy.url, "HW_API_METRICS_LAG_MAX_AGE_S": "1"}
+    # Open (no keys): what is tested is traceability, not access control.
+    env = {
+        "HW_ES_URL": proxy.url,
+        "HW_API_METRICS_LAG_MAX_AGE_S": "1",
+        "HW_API_ANONYMOUS": "true",
+        "HW_API_RATE_LIMITS": "false",
+    }
     with ServedApi(log, processes=2, env=env) as served:
         yield served
 

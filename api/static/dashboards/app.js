@@ -1,4 +1,4 @@
-// Headwater dashboards page: one EventSource per open dashboard, panels drawn by hand
+// Headwater dashboards page: one live stream per open dashboard, panels drawn by hand
 // (numbers as text, series on a canvas, rankings and the funnel as bars). No build step.
 "use strict";
 
@@ -7,6 +7,76 @@ const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD
 const count = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 let source = null;
 let lastSnapshot = null;
+
+// When the API asks for credentials (401), the page asks for an API key once and keeps it for
+// this tab only (sessionStorage). EventSource cannot send a header, so with a key the live
+// stream is read with fetch instead.
+const KEY = "headwater-api-key";
+const auth = () => {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function get(path) {
+  let response = await fetch(path, { headers: auth() });
+  if (response.status === 401) {
+    const key = window.prompt("API key with the dashboards scope (headwater api-keys create)");
+    if (key) {
+      sessionStorage.setItem(KEY, key.trim());
+      response = await fetch(path, { headers: auth() });
+    }
+  }
+  return response;
+}
+
+// Server-Sent Events over fetch: `update` events rendered; after a drop, a reconnect `retry`
+// ms later sending the last event id (an unchanged dashboard is then not sent again).
+function follow(url) {
+  const controller = new AbortController();
+  let lastId = null;
+  let retry = 1000;
+  const handle = (block) => {
+    let event = "message";
+    const data = [];
+    for (const line of block.split(/\r\n|\n|\r/)) {
+      const [field, ...rest] = line.split(":");
+      const value = rest.join(":").replace(/^ /, "");
+      if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") lastId = value;
+      else if (field === "retry" && /^\d+$/.test(value)) retry = Number(value);
+    }
+    if (event === "update" && data.length) render(JSON.parse(data.join("\n")));
+  };
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const headers = { ...auth(), ...(lastId ? { "Last-Event-ID": lastId } : {}) };
+        const response = await fetch(url, { headers, signal: controller.signal });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        setLive(true, "live");
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let match;
+          while ((match = /\r\n\r\n|\n\n|\r\r/.exec(buffer))) {
+            handle(buffer.slice(0, match.index));
+            buffer = buffer.slice(match.index + match[0].length);
+          }
+        }
+      } catch (err) {
+        if (controller.signal.aborted) return;
+      }
+      setLive(false, "reconnecting");
+      await sleep(retry);
+    }
+  })();
+  return { close: () => controller.abort() };
+}
 
 function fmt(value, unit) {
   if (value === null || value === undefined) return "—";
@@ -113,8 +183,12 @@ function setLive(on, text) {
 function open(dashboard) {
   if (source) source.close();
   document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.name === dashboard.name));
+  if (sessionStorage.getItem(KEY)) {
+    source = follow(dashboard.links.events);
+    return;
+  }
   // EventSource reconnects by itself (the server sends `retry`); each (re)connect starts
-  // with a full snapshot, so nothing is missed.
+  // with a full snapshot unless its last event id is still current, so nothing is missed.
   source = new EventSource(dashboard.links.events);
   source.addEventListener("update", (e) => { setLive(true, "live"); render(JSON.parse(e.data)); });
   source.onopen = () => setLive(true, "live");
@@ -123,7 +197,7 @@ function open(dashboard) {
 
 async function main() {
   // The API's answers are {data, meta, links}; failures {errors: [{detail, ...}]}.
-  const response = await fetch("/api/v1/dashboards");
+  const response = await get("/api/v1/dashboards");
   const body = await response.json();
   if (!response.ok) throw new Error(body.errors.map((e) => e.detail).join("; "));
   const dashboards = body.data;

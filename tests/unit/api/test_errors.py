@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import ApiError, ConnectionError, ConnectionTimeout
+from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,7 +21,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api import errors
-from api.app import base_app, create_app
+from api.app import base_app
 from api.request_id import HEADER
 from api.search import SearchResponse, SuggestionsResponse
 from indexers.search import BadFilter, BadPaging, BadSort, NotSupported, SearchError
@@ -155,13 +157,15 @@ class _FailingEs:
         return SimpleNamespace(body=self.answer)
 
 
-def _app_with(es: Any) -> TestClient:
-    app = create_app()
+def _app_with(open_app: Callable[..., FastAPI], es: Any) -> TestClient:
+    app = open_app()
     app.state.search_es = es
     return TestClient(app, raise_server_exceptions=False)
 
 
-def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_elasticsearch_failure_log_has_no_query_text(
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
+) -> None:
     email = "alice@example.com"
     meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
     body = {"error": {"type": "query_shard_exception", "reason": f"failed on [{email}]"}}
@@ -169,7 +173,7 @@ def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptu
     unreachable = ConnectionError(f"refused while searching for {email} at es:9200")
     for exc, status in ((refused, 422), (unreachable, 503)):
         caplog.clear()
-        client = _app_with(_FailingEs(exc))
+        client = _app_with(open_app, _FailingEs(exc))
         with caplog.at_level(logging.WARNING, logger="api.errors"):
             response = client.get(
                 "/api/v1/indexes/products/search", params={"q": email}, headers={HEADER: "req_es"}
@@ -180,11 +184,11 @@ def test_the_elasticsearch_failure_log_has_no_query_text(caplog: pytest.LogCaptu
 
 
 def test_the_elasticsearch_failure_log_names_status_and_error_type(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
 ) -> None:
     meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.01, NodeConfig("http", "es", 9200))
     body = {"error": {"type": "query_shard_exception"}}
-    client = _app_with(_FailingEs(ApiError("secret query", meta, body)))
+    client = _app_with(open_app, _FailingEs(ApiError("secret query", meta, body)))
     with caplog.at_level(logging.WARNING, logger="api.errors"):
         client.get("/api/v1/indexes/products/search", headers={HEADER: "req_es"})
     (line,) = [r.getMessage() for r in caplog.records if r.name == "api.errors"]
@@ -195,7 +199,7 @@ def test_the_elasticsearch_failure_log_names_status_and_error_type(
 
 
 def test_an_answer_failing_validation_logs_where_not_the_values(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, open_app: Callable[..., FastAPI]
 ) -> None:
     """A route whose answer is validated against its model (the search routes write theirs
     as built), given a value its model refuses."""
@@ -219,12 +223,14 @@ def test_an_answer_failing_validation_logs_where_not_the_values(
     assert "req_bad" in text and "response.score (float_parsing)" in text
 
 
-def test_search_answers_are_the_documented_shape_and_carry_the_request_id_to_es() -> None:
+def test_search_answers_are_the_documented_shape_and_carry_the_request_id_to_es(
+    open_app: Callable[..., FastAPI],
+) -> None:
     hit = {"_id": "1", "_score": 2.5, "_source": {"name": "kettle"}, "highlight": {"name": ["k"]}}
     brand = {"buckets": [{"key": "Acme", "doc_count": 1}]}
     answer = {"hits": {"total": {"value": 1}, "hits": [hit]}, "aggregations": {"brand": brand}}
     es = _FailingEs(answer)
-    response = _app_with(es).get(
+    response = _app_with(open_app, es).get(
         "/api/v1/indexes/products/search", params={"q": "kettle"}, headers={HEADER: "req_ok"}
     )
     assert response.status_code == 200
@@ -233,5 +239,7 @@ def test_search_answers_are_the_documented_shape_and_carry_the_request_id_to_es(
     assert document.data.hits[0].highlights == {"name": ["k"]}
     assert response.json()["meta"]["timestamp"].endswith("Z")
     assert es.options_seen == [{"opaque_id": "req_ok"}]
-    empty = _app_with(_FailingEs({})).get("/api/v1/indexes/products/suggestions?prefix=ke")
+    empty = _app_with(open_app, _FailingEs({})).get(
+        "/api/v1/indexes/products/suggestions?prefix=ke"
+    )
     assert SuggestionsResponse.model_validate_json(empty.content).data == []

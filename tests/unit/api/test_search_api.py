@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 with warnings.catch_warnings():
     # Starlette 1.x nudges towards httpx2 for its test client; httpx works and is what we ship.
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.settings import ApiSettings
 from headwater.pipelines.declarations import Pipelines
 from indexers.search import (
@@ -32,8 +33,8 @@ SEARCH = "/api/v1/indexes/{index}/search"
 
 
 @pytest.fixture
-def client() -> TestClient:
-    return TestClient(create_app())
+def client(open_app: Callable[..., FastAPI]) -> TestClient:
+    return TestClient(open_app())
 
 
 @pytest.mark.parametrize(
@@ -98,9 +99,27 @@ def test_openapi_document_lists_the_versioned_routes_health_and_metrics(
         "/health/live",
         "/health/ready",
         "/metrics",
+        "/health/detailed",
     } == paths.keys()
     search = paths["/api/v1/indexes/{index}/search"]["get"]
-    assert set(search["responses"]) == {"200", "400", "404", "422", "500", "503"}
+    assert set(search["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "422",
+        "429",
+        "500",
+        "503",
+    }
+    assert search["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert search["responses"]["401"]["headers"]["WWW-Authenticate"]
+    assert search["responses"]["429"]["headers"]["Retry-After"]
+    # The probes are open; the detailed health is not.
+    assert "security" not in paths["/health/ready"]["get"]
+    assert paths["/health/detailed"]["get"]["security"] == [{"bearer": []}, {"apiKey": []}]
     error = {"$ref": "#/components/schemas/ErrorDocument"}
     assert search["responses"]["400"]["content"]["application/json"]["schema"] == error
     # FastAPI's own validation error shape is never sent, so it is not documented.
