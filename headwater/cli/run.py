@@ -171,7 +171,8 @@ def run(
         f"API key for this run (scopes search, dashboards; shown once): [bold]{token}[/]\n"
         f"  curl -H 'Authorization: Bearer {token}' "
         f"'{api.url}/api/v1/indexes/products/search?q=kettle'\n"
-        f"  export HW_API_KEY={token}   # for `headwater dashboards ...`"
+        f"  export HW_API_KEY={token}   # for `headwater dashboards ...`",
+        soft_wrap=True,  # lines to copy whole: never cut at the terminal's width
     )
 
 
