@@ -18,9 +18,9 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from connectors.client import ConnectClient
+from connectors.client import ConnectClient, ConnectError
 from connectors.gapdeletes import ORIGIN_HEADER
-from connectors.resnapshot import resnapshot
+from connectors.resnapshot import drop_slot, resnapshot
 from connectors.spec import ConnectorSpec
 from headwater.settings import PROJECT_ROOT, Settings
 
@@ -133,17 +133,9 @@ def own(stack: Settings) -> Iterator[Own]:
         with ConnectClient(stack.connect.url) as client:
             if client.config(own.name) is not None:
                 client.delete(own.name)
+        with contextlib.suppress(ConnectError):  # still in use after 30 s: left to the stack
+            drop_slot(stack.postgres.dsn(), own.prefix)
         with psycopg.connect(stack.postgres.dsn(), autocommit=True) as admin:
-            for _ in range(30):
-                slot = admin.execute(
-                    "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (own.prefix,)
-                ).fetchone()
-                if slot is None:
-                    break
-                if not slot[0]:
-                    admin.execute("SELECT pg_drop_replication_slot(%s)", (own.prefix,))
-                    break
-                time.sleep(1)
             admin.execute(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)')
         admin_client = AdminClient(stack.kafka.client_config())
         for future in admin_client.delete_topics([own.topic]).values():
