@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from api.keys import direct_store
 from api.serve import ServedApi
 from headwater.pipelines.declarations import IndexDeclaration
 from headwater.settings import Settings
@@ -222,25 +223,6 @@ COLUMNS = [
 # The bench's own key's limit: far above what one machine sends, so the limit is checked on
 # every request (its cost measured) and never refuses one.
 UNREACHED_RATE_PER_MIN = 100_000_000
-
-
-def _key_store(settings: Settings) -> Any:
-    """The API's keys, over plain connections to the source database."""
-    from collections.abc import Iterator
-    from contextlib import contextmanager
-
-    import psycopg
-
-    from api.keys import KeyStore
-
-    pg = settings.postgres
-
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(pg.dsn(pg.source_db), autocommit=True, connect_timeout=5) as conn:
-            yield conn
-
-    return KeyStore(connect)
 
 
 @dataclass(frozen=True)
@@ -445,7 +427,7 @@ def run(
         measured = measure(api_url.rstrip("/"), None, api_key)
     else:
         log = bench_dir / "search-api.log"
-        keys = _key_store(settings)
+        keys = direct_store(settings.postgres)
         key, token = keys.create("bench-search", ["search"])
         env = {"HW_API_KEY_RATE_PER_MIN": str(UNREACHED_RATE_PER_MIN)}
         try:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from api.settings import SCOPES
+from headwater.settings import PostgresSettings
 
 PREFIX = "hwk"
 ID_BYTES = 8
@@ -169,3 +170,15 @@ class KeyStore:
         if row is None or not matches(secret, bytes(row[5])):
             return None
         return _key(row[:5])
+
+
+def direct_store(pg: PostgresSettings) -> KeyStore:
+    """The keys over a plain connection per call to the source database (the CLI's, the
+    benchmark's), not the API's pool."""
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(pg.dsn(pg.source_db), autocommit=True, connect_timeout=5) as conn:
+            yield conn
+
+    return KeyStore(connect)

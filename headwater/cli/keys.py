@@ -3,28 +3,17 @@ a key's secret is shown once, when it is made)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import psycopg
 import typer
 
-from api.keys import BadScope, KeyStore
+from api.keys import BadScope, direct_store
 from api.settings import SCOPES
 from headwater.console import console, fail, print_json, print_table, settings_of
 from headwater.settings import PostgresSettings
 
 app = typer.Typer(help="The HTTP API's keys.", no_args_is_help=True)
-
-
-def store(pg: PostgresSettings) -> KeyStore:
-    @contextmanager
-    def connect() -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(pg.dsn(pg.source_db), autocommit=True, connect_timeout=5) as conn:
-            yield conn
-
-    return KeyStore(connect)
 
 
 def _failed(pg: PostgresSettings, exc: psycopg.Error) -> NoReturn:
@@ -44,7 +33,7 @@ def create(
     """Make a key; its secret is printed this once and never stored."""
     pg = settings_of(ctx).postgres
     try:
-        key, token = store(pg).create(name, scope)
+        key, token = direct_store(pg).create(name, scope)
     except BadScope as exc:
         fail(str(exc))
     except psycopg.Error as exc:
@@ -66,7 +55,7 @@ def list_keys(
     """The keys: id, name, scopes, when made and revoked (never their secrets)."""
     pg = settings_of(ctx).postgres
     try:
-        keys = store(pg).list_keys(include_revoked=not active)
+        keys = direct_store(pg).list_keys(include_revoked=not active)
     except psycopg.Error as exc:
         _failed(pg, exc)
     if as_json:
@@ -93,7 +82,7 @@ def revoke(ctx: typer.Context, key_id: str = typer.Argument(..., help="The key's
     """Revoke a key: every API process refuses it from its next request."""
     pg = settings_of(ctx).postgres
     try:
-        key = store(pg).revoke(key_id)
+        key = direct_store(pg).revoke(key_id)
     except psycopg.Error as exc:
         _failed(pg, exc)
     if key is None:

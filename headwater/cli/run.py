@@ -181,9 +181,9 @@ RUN_KEY_NAME = "headwater-run"
 
 
 def _run_key(settings: Settings) -> str:
-    from headwater.cli.keys import store
+    from api.keys import direct_store
 
-    keys = store(settings.postgres)
+    keys = direct_store(settings.postgres)
     keys.revoke_named(RUN_KEY_NAME)
     _, token = keys.create(RUN_KEY_NAME, ["search", "dashboards"])
     return token

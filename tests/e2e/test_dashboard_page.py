@@ -183,9 +183,9 @@ def test_the_page_streams_with_an_api_key_when_the_api_wants_one(
     """With credentials required, the page sends its key (kept for the tab) on the list and
     on the live stream, which it then reads with fetch; without it the stream would be a 401."""
     from api.app import build_app
+    from api.keys import direct_store as store
     from api.settings import ApiSettings
     from headwater.cli.db import migrate
-    from headwater.cli.keys import store
     from streams.dashboards.settings import DashboardSettings
     from streams.settings import StreamsSettings
 

@@ -21,10 +21,10 @@ import psycopg
 import pytest
 
 from api.app import build_app
+from api.keys import direct_store as store
 from api.limits import Rate, RateLimiter, decide
 from api.settings import ApiSettings
 from headwater.cli.db import migrate
-from headwater.cli.keys import store
 from headwater.settings import PROJECT_ROOT, Settings
 from streams.dashboards.harness import ApiServer, free_port
 from streams.dashboards.settings import DashboardSettings

@@ -37,9 +37,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import build_app
+from api.keys import direct_store as store
 from api.settings import ApiSettings
 from headwater.cli.db import migrate
-from headwater.cli.keys import store
 from headwater.settings import Settings
 from streams.dashboards.harness import ApiServer
 from streams.dashboards.settings import DashboardSettings
