@@ -129,13 +129,12 @@ def absent_from_source(
     return {k for k, t in texts.items() if t not in present}
 
 
-def read_topics(
-    kafka: KafkaSettings, topics: Iterable[str], progress: Callable[[str], None]
-) -> list[Newest]:
-    """Read each topic from its start to its current end."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+def _consumer(kafka: KafkaSettings) -> Any:
+    """A consumer of the reads here: partitions assigned by hand, nothing committed, the end of
+    each partition reported."""
+    from confluent_kafka import Consumer
 
-    consumer = Consumer(
+    return Consumer(
         {
             **kafka.client_config(),
             "group.id": "headwater-gap-deletes",
@@ -144,6 +143,15 @@ def read_topics(
             "logger": _quiet,
         }
     )
+
+
+def read_topics(
+    kafka: KafkaSettings, topics: Iterable[str], progress: Callable[[str], None]
+) -> list[Newest]:
+    """Read each topic from its start to its current end."""
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+    consumer = _consumer(kafka)
     out = []
     try:
         for topic in topics:
@@ -184,16 +192,9 @@ def fetch_values(
     kafka: KafkaSettings, topic: str, seen: Mapping[bytes, Seen]
 ) -> dict[bytes, bytes]:
     """The record values at the given places of `topic`, by key."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": "headwater-gap-deletes",
-            "enable.auto.commit": False,
-            "logger": _quiet,
-        }
-    )
+    consumer = _consumer(kafka)
     wanted = {(s.partition, s.offset): k for k, s in seen.items()}
     values: dict[bytes, bytes] = {}
     try:
@@ -207,7 +208,7 @@ def fetch_values(
                 if message is None or message.error() is not None:
                     continue
                 if message.offset() == offset and message.value() is not None:
-                    values[key] = message.value()  # type: ignore[assignment]
+                    values[key] = message.value()
             consumer.unassign()
     finally:
         consumer.close()
